@@ -1,0 +1,22 @@
+"""oakpipe: a trained PyTorch model onto an OAK camera (MyriadX, RVC2), offline, verified.
+
+The Python API mirrors the CLI: ``oakpipe.convert(ConvertOptions(...))`` returns an
+``Export`` (artifact paths and manifest). Heavy libraries are imported lazily so a cached
+convert stays well under a second.
+"""
+
+from __future__ import annotations
+
+import os
+
+# depthai sends usage data to its vendor unless told not to; oakpipe is offline by default.
+os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
+os.environ.setdefault("DEPTHAI_LEVEL", "error")  # not the "no USB in a container" warning
+
+__version__ = "0.1.0"
+
+from oakpipe.convert import Export, convert  # noqa: E402
+from oakpipe.options import ConvertOptions  # noqa: E402
+from oakpipe.preprocessing import Preprocessing  # noqa: E402
+
+__all__ = ["convert", "Export", "ConvertOptions", "Preprocessing", "__version__"]

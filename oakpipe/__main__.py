@@ -1,0 +1,3 @@
+from oakpipe.cli import main
+
+raise SystemExit(main())

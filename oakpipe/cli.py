@@ -1,0 +1,135 @@
+"""The ``oakpipe`` command: parse arguments, call the library, turn errors into one line.
+
+No logic lives here beyond translating options; everything is reachable from Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from oakpipe.errors import InternalError, OakpipeError
+from oakpipe.progress import Progress
+
+
+def add_convert_options(parser: argparse.ArgumentParser) -> None:
+    from oakpipe.options import DEFAULT_INPUT_SHAPE
+
+    shape = ",".join(map(str, DEFAULT_INPUT_SHAPE))
+    parser.add_argument("model", help="built-in name (halve), path/to/file.py:NAME or path/to/model.onnx")
+    parser.add_argument("--input-shape", default=shape, help=f"N,C,H,W of the model input (default {shape})")
+    parser.add_argument("--opset", type=int, default=12, help="ONNX opset, 11 to 13 (default 12)")
+    parser.add_argument("--mean-values", default="0,0,0", help="R,G,B subtracted from the 0..255 frame "
+                        "(model channel order; 'imagenet' allowed; default 0,0,0)")
+    parser.add_argument("--scale-values", default="255,255,255", help="R,G,B the frame is divided by after "
+                        "the mean (default 255,255,255: a model on [0, 1])")
+    parser.add_argument("--reverse-input-channels", action=argparse.BooleanOptionalAction, default=True,
+                        help="the model takes RGB (the camera sends BGR): reverse the channels (default on)")
+    parser.add_argument("--shaves", type=int, default=6, help="SHAVE cores for the blob, 1 to 16 (default 6)")
+    parser.add_argument("--weights", type=Path, help="state dict (.pt/.pth) for a file.py:NAME model")
+    parser.add_argument("--style", type=Path, help="style image, for the stylizer and adain models")
+    parser.add_argument("--alpha", type=float, default=1.0, help="style strength in [0, 1] (default 1)")
+    parser.add_argument("--weights-dir", type=Path, help="folder with vgg_normalised.pth and decoder.pth (adain)")
+    parser.add_argument("--out", type=Path, help="export folder (default exports/<model-name>)")
+    parser.add_argument("--no-cache", action="store_true", help="recompute every stage")
+
+
+def convert_options(args: argparse.Namespace):
+    from oakpipe.options import ConvertOptions, parse_input_shape
+    from oakpipe.preprocessing import Preprocessing, parse_channel_values
+
+    pre = Preprocessing(
+        mean=parse_channel_values(args.mean_values, "--mean-values"),
+        scale=parse_channel_values(args.scale_values, "--scale-values"),
+        reverse_input_channels=args.reverse_input_channels,
+    )
+    return ConvertOptions(
+        model=args.model, input_shape=parse_input_shape(args.input_shape), opset=args.opset,
+        preprocessing=pre, shaves=args.shaves, weights=args.weights, out=args.out,
+        use_cache=not args.no_cache, style=args.style, alpha=args.alpha, weights_dir=args.weights_dir,
+    )
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from oakpipe.convert import convert
+
+    progress = Progress(quiet=args.quiet)
+    options = convert_options(args)
+    progress.say(f"oakpipe convert {options.model}")
+    export = convert(options, progress)
+    print_export(export)
+    return 0
+
+
+def print_export(export) -> None:
+    blob = export.manifest["stages"]["blob"]["info"]["blob"]
+    print(f"export folder: {export.folder}")
+    for label, path in (("onnx", export.onnx), ("device onnx", export.device_onnx), ("ir", export.ir),
+                        ("blob", export.blob), ("nn archive", export.archive)):
+        print(f"  {label:<12} {path}")
+    print(f"  {'manifest':<12} {export.folder / 'manifest.json'}")
+    for port in blob["inputs"]:
+        print(f"depthai reads: input {port['name']} {port['dims']} {port['data_type']}, "
+              f"{blob['version']}, {blob['shaves']} shaves")
+    for port in blob["outputs"]:
+        print(f"depthai reads: output {port['name']} {port['dims']} {port['data_type']}")
+
+
+def cmd_toolchain(args: argparse.Namespace) -> int:
+    from oakpipe import toolchain
+
+    if args.action == "install":
+        from oakpipe.toolchain.install import install
+
+        install(say=lambda line: print(f"toolchain: {line}", flush=True), force=args.force)
+        return 0
+    current = toolchain.status()
+    print("\n".join(current.lines()))
+    return 0 if current.installed else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from oakpipe import __version__
+
+    parser = argparse.ArgumentParser(prog="oakpipe", description="A PyTorch model onto an OAK camera, offline.")
+    parser.add_argument("--version", action="version", version=f"oakpipe {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    convert = sub.add_parser("convert", help="PyTorch/ONNX model -> ONNX, IR, MyriadX blob, NN Archive")
+    add_convert_options(convert)
+    convert.set_defaults(func=cmd_convert)
+
+    tool = sub.add_parser("toolchain", help="the private OpenVINO 2021.4 MyriadX compiler")
+    tool.add_argument("action", choices=["status", "install"])
+    tool.add_argument("--force", action="store_true", help="reinstall even if it works")
+    tool.set_defaults(func=cmd_toolchain)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except OakpipeError as exc:
+        if debug:
+            raise
+        print(f"oakpipe: {exc.label}: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("oakpipe: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one line, the traceback on request
+        if debug:
+            raise
+        error = InternalError(f"{type(exc).__name__}: {exc}", "rerun with --debug and report the traceback")
+        print(f"oakpipe: {error.label}: {error.one_line()}", file=sys.stderr)
+        return error.exit_code

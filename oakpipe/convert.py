@@ -1,0 +1,226 @@
+"""``convert``: a model to ONNX, device graph, FP16 IR, MyriadX blob and NN Archive.
+
+Each stage is a small module under ``oakpipe.stages``; this module only chains them
+through the manifest's cache, so an unchanged second convert recomputes nothing (and
+imports neither torch nor OpenVINO).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from oakpipe.manifest import Manifest, export_lock, run_stage, sha256_file
+from oakpipe.models.source import ModelSource, parse_model_spec
+from oakpipe.options import ConvertOptions
+from oakpipe.progress import Progress
+from oakpipe.toolchain import OPENVINO_VERSION, WORKER
+from oakpipe.versions import tool_versions, version_of
+
+STAGES = ("onnx", "device", "ir", "blob", "archive")
+
+
+@dataclass(frozen=True)
+class Export:
+    """A finished export folder: its artifacts and its manifest."""
+
+    folder: Path
+    manifest: dict
+
+    def path(self, stage: str, suffix: str = "") -> Path:
+        for name in self.manifest["stages"][stage]["artifacts"]:
+            if name.endswith(suffix):
+                return self.folder / name
+        raise KeyError(f"{stage} has no artifact ending in {suffix!r}")
+
+    @property
+    def name(self) -> str:
+        return self.manifest["model"]["name"]
+
+    @property
+    def onnx(self) -> Path:
+        return self.path("onnx", ".onnx")
+
+    @property
+    def device_onnx(self) -> Path:
+        return self.path("device", ".onnx")
+
+    @property
+    def ir(self) -> Path:
+        return self.path("ir", ".xml")
+
+    @property
+    def blob(self) -> Path:
+        return self.path("blob", ".blob")
+
+    @property
+    def archive(self) -> Path:
+        return self.path("archive", ".tar.xz")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return tuple(self.manifest["options"]["input_shape"])  # type: ignore[return-value]
+
+    @classmethod
+    def open(cls, folder: Path) -> "Export":
+        from oakpipe.errors import UserError
+
+        manifest = Manifest.load(folder)
+        if not manifest.data.get("complete"):
+            raise UserError(f"{folder} holds no complete export", "run oakpipe convert first (or again)")
+        for stage in STAGES:
+            if not manifest.is_fresh(stage, manifest.stages.get(stage, {}).get("key", "")):
+                raise UserError(f"{folder}: the {stage} artifact is missing or changed since convert",
+                                "run oakpipe convert again")
+        return cls(folder, manifest.data)
+
+
+def default_folder(name: str) -> Path:
+    return Path("exports") / name
+
+
+def extra_inputs(options: ConvertOptions) -> dict:
+    """Hashes of the files besides the model source that decide the export."""
+    files = {"weights": options.weights, "style": options.style}
+    data = {k: sha256_file(Path(v)) for k, v in files.items() if v is not None}
+    if options.weights_dir is not None:
+        data["weights_dir"] = {p.name: sha256_file(p) for p in sorted(Path(options.weights_dir).glob("*.pth"))}
+    return data
+
+
+def convert(options: ConvertOptions, progress: Progress | None = None) -> Export:
+    progress = progress or Progress(quiet=True)
+    source = parse_model_spec(options.model)
+    folder = Path(options.out) if options.out else default_folder(source.name)
+    started = time.perf_counter()
+    with export_lock(folder):
+        manifest = Manifest.load(folder)
+        manifest.data.update(describe_run(source, options))
+        stages = StageRunner(manifest, options, progress)
+        model_info = stages.onnx(source)
+        device_info = stages.device()
+        stages.ir()
+        blob_info = stages.blob()
+        stages.archive(blob_info)
+        manifest.data["inputs"] = device_info["inputs"]
+        manifest.data["outputs"] = model_info["outputs"]
+        manifest.data["complete"] = True
+        manifest.save()
+    total = time.perf_counter() - started
+    progress.say(f"  {'total':<10} {total:6.2f} s" + ("  (all cached)" if stages.all_cached else ""))
+    return Export(folder, manifest.data)
+
+
+def describe_run(source: ModelSource, options: ConvertOptions) -> dict:
+    return {
+        "model": {"name": source.name, "source": source.spec, "kind": source.kind},
+        "options": {
+            "input_shape": list(options.input_shape), "opset": options.opset, "shaves": options.shaves,
+            "weights": str(options.weights) if options.weights else None,
+            "style": str(options.style) if options.style else None, "alpha": options.alpha,
+        },
+        "preprocessing": {**options.preprocessing.to_dict(), "camera_frame": "BGR888p (U8, planar)",
+                          "model_encoding": options.preprocessing.model_encoding},
+        "versions": {**tool_versions(), "compiler": f"openvino {OPENVINO_VERSION} (MYRIAD)"},
+    }
+
+
+class StageRunner:
+    """The five stages, each keyed by what decides its output."""
+
+    def __init__(self, manifest: Manifest, options: ConvertOptions, progress: Progress) -> None:
+        self.manifest = manifest
+        self.options = options
+        self.progress = progress
+        self.all_cached = True
+
+    def _run(self, stage: str, key: dict, names: list[str], body) -> dict:
+        record, cached = run_stage(self.manifest, stage, key, names, body, self.options.use_cache)
+        self.all_cached &= cached
+        self.progress.stage_done(stage, record.seconds, cached, ", ".join(names))
+        return record.info
+
+    def _sha(self, stage: str) -> str:
+        return next(iter(self.manifest.stages[stage]["artifacts"].values()))
+
+    def onnx(self, source: ModelSource) -> dict:
+        options = self.options
+        key = {
+            "source": source.fingerprint(), "extra": extra_inputs(options),
+            "input_shape": options.input_shape, "opset": options.opset, "alpha": options.alpha,
+            "tools": tool_versions("oakpipe", "torch", "onnx", "onnxslim"),
+        }
+
+        def body(paths: dict[str, Path]) -> dict:
+            from oakpipe.stages import onnx_export
+
+            path = paths[f"{source.name}.onnx"]
+            if source.kind == "onnx":
+                assert source.path is not None
+                return onnx_export.import_onnx(source.path, options, path)
+            from oakpipe.models.loader import build_module
+
+            return onnx_export.export_torch(build_module(source, options), options, path)
+
+        return self._run("onnx", key, [f"{source.name}.onnx"], body)
+
+    def device(self) -> dict:
+        name = self.manifest.data["model"]["name"]
+        key = {"onnx": self._sha("onnx"), "preprocessing": self.options.preprocessing.to_dict(),
+               "tools": tool_versions("oakpipe", "onnx")}
+        model_onnx = self.manifest.artifact("onnx", ".onnx")
+
+        def body(paths: dict[str, Path]) -> dict:
+            from oakpipe.stages.device_graph import build_device_graph
+
+            return build_device_graph(model_onnx, self.options.preprocessing, paths[f"{name}_device.onnx"])
+
+        return self._run("device", key, [f"{name}_device.onnx"], body)
+
+    def ir(self) -> dict:
+        name = self.manifest.data["model"]["name"]
+        key = {"device": self._sha("device"), "tools": tool_versions("oakpipe", "openvino")}
+        device_onnx = self.manifest.artifact("device", ".onnx")
+
+        def body(paths: dict[str, Path]) -> dict:
+            from oakpipe.stages.ir import build_ir
+
+            xml = paths[f"{name}.xml"]
+            info = build_ir(device_onnx, xml)
+            xml.with_suffix(".bin").replace(paths[f"{name}.bin"])
+            return info
+
+        return self._run("ir", key, [f"{name}.xml", f"{name}.bin"], body)
+
+    def blob(self) -> dict:
+        from oakpipe.stages.blob import blob_file_name
+
+        name = self.manifest.data["model"]["name"]
+        blob_name = blob_file_name(name, self.options.shaves)
+        key = {"device": self._sha("device"), "shaves": self.options.shaves, "compiler": OPENVINO_VERSION,
+               "worker": sha256_file(WORKER), "tools": tool_versions("oakpipe", "depthai")}
+        device_onnx = self.manifest.artifact("device", ".onnx")
+
+        def body(paths: dict[str, Path]) -> dict:
+            from oakpipe.stages.blob import build_blob
+
+            return build_blob(device_onnx, paths[blob_name], self.options.shaves)
+
+        return self._run("blob", key, [blob_name], body)
+
+    def archive(self, blob_info: dict) -> dict:
+        name = self.manifest.data["model"]["name"]
+        key = {"blob": self._sha("blob"), "name": name, "tools": tool_versions("oakpipe")}
+        blob_path = self.manifest.artifact("blob", ".blob")
+
+        def body(paths: dict[str, Path]) -> dict:
+            from oakpipe.blobfile import read_blob
+            from oakpipe.stages.archive import build_archive
+
+            return build_archive(name, blob_path, read_blob(blob_path), paths[f"{name}.tar.xz"])
+
+        return self._run("archive", key, [f"{name}.tar.xz"], body)
+
+
+__all__ = ["convert", "Export", "ConvertOptions", "version_of"]

@@ -1,0 +1,167 @@
+"""The export folder's ``manifest.json`` and the content-keyed stage cache.
+
+Each stage is keyed by a hash of everything that decides its output (the content of its
+inputs, its options, the versions of the tools it runs). A stage whose key and artifacts
+match the manifest is skipped. Artifacts are written to a temporary name and renamed into
+place, and the manifest is rewritten atomically after every stage, so an interrupted or
+failed convert never leaves a file that looks complete and is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MANIFEST_NAME = "manifest.json"
+SCHEMA_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_json(data: object) -> str:
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def temporary_sibling(path: Path) -> Path:
+    """A name beside ``path`` that no other process uses and no reader mistakes for it."""
+    # Keep the real suffix last: tools such as OpenVINO derive the .bin name from the .xml.
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}-{time.monotonic_ns()}{path.suffix}")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = temporary_sibling(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def export_lock(folder: Path) -> Iterator[None]:
+    """Serialise concurrent converts into the same export folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class StageRecord:
+    key: str
+    seconds: float
+    artifacts: dict[str, str]  # file name -> sha256
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class Manifest:
+    """What an export folder holds, and how it was made."""
+
+    folder: Path
+    data: dict
+
+    @classmethod
+    def load(cls, folder: Path) -> "Manifest":
+        path = folder / MANIFEST_NAME
+        try:
+            data = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            data = {}
+        if data.get("schema") != SCHEMA_VERSION:
+            data = {"schema": SCHEMA_VERSION, "stages": {}}
+        return cls(folder, data)
+
+    @property
+    def stages(self) -> dict[str, dict]:
+        return self.data.setdefault("stages", {})
+
+    def save(self) -> None:
+        text = json.dumps(self.data, indent=2, sort_keys=False) + "\n"
+        write_atomic(self.folder / MANIFEST_NAME, text.encode())
+
+    def artifact(self, stage: str, suffix: str = "") -> Path:
+        """Path of the (first) artifact of ``stage`` whose name ends with ``suffix``."""
+        for name in self.stages[stage]["artifacts"]:
+            if name.endswith(suffix):
+                return self.folder / name
+        raise KeyError(f"{stage} has no artifact ending in {suffix!r}")
+
+    def is_fresh(self, stage: str, key: str) -> bool:
+        record = self.stages.get(stage)
+        if not record or record.get("key") != key:
+            return False
+        for name, digest in record["artifacts"].items():
+            path = self.folder / name
+            if not path.is_file() or sha256_file(path) != digest:
+                return False
+        return True
+
+
+StageBody = Callable[[dict[str, Path]], dict]
+"""Writes each named artifact to the temporary path it is given; returns stage info."""
+
+
+def run_stage(
+    manifest: Manifest,
+    stage: str,
+    key_material: dict,
+    artifact_names: list[str],
+    body: StageBody,
+    use_cache: bool = True,
+) -> tuple[StageRecord, bool]:
+    """Run ``body`` unless the manifest already holds its result. Returns (record, cached)."""
+    key = sha256_json(key_material)
+    if use_cache and manifest.is_fresh(stage, key):
+        old = manifest.stages[stage]
+        return StageRecord(key, old["seconds"], old["artifacts"], old.get("info", {})), True
+
+    manifest.stages.pop(stage, None)
+    manifest.data["complete"] = False
+    manifest.save()
+    final = {name: manifest.folder / name for name in artifact_names}
+    temps = {name: temporary_sibling(path) for name, path in final.items()}
+    start = time.perf_counter()
+    try:
+        info = body(temps) or {}
+        for name, tmp in temps.items():
+            if not tmp.is_file():
+                raise RuntimeError(f"stage {stage} did not write {name}")
+        digests = {name: sha256_file(temps[name]) for name in artifact_names}
+        for name in artifact_names:
+            os.replace(temps[name], final[name])
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+    record = StageRecord(key, round(time.perf_counter() - start, 3), digests, info)
+    manifest.stages[stage] = {
+        "key": record.key,
+        "seconds": record.seconds,
+        "artifacts": record.artifacts,
+        "info": record.info,
+        "key_material": key_material,
+    }
+    manifest.save()
+    return record, False
+
+
+def make_temp_dir(prefix: str = "oakpipe-") -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix=prefix)

@@ -1,0 +1,125 @@
+"""Turn a ModelSource into a ready ``nn.Module`` in eval mode (imports torch)."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from oakpipe.errors import ModelError, UserError
+from oakpipe.models import BUILTINS
+from oakpipe.models.source import ModelSource
+from oakpipe.options import ConvertOptions
+
+
+def build_module(source: ModelSource, options: ConvertOptions) -> nn.Module:
+    if source.kind == "builtin":
+        spec = BUILTINS[source.name]
+        check_style_options(spec.takes_style, options, source.name)
+        module = spec.build(options)
+    elif source.kind == "python":
+        check_style_options(False, options, source.spec)
+        module = _module_from_file(source)
+        if options.weights is not None:
+            load_weights(module, options.weights)
+    else:
+        raise AssertionError(f"no torch module for a {source.kind} model")
+    return module.eval()
+
+
+def check_style_options(takes_style: bool, options: ConvertOptions, name: str) -> None:
+    if takes_style and options.style is None:
+        raise UserError(f"{name} needs a style image", f"pass --style STYLE.jpg to convert {name}")
+    if not takes_style and options.style is not None:
+        raise UserError(f"{name} takes no style image", "drop --style, or use the stylizer or adain model")
+
+
+def _module_from_file(source: ModelSource) -> nn.Module:
+    assert source.path is not None and source.attr is not None
+    module_name = f"oakpipe_user_model_{abs(hash(source.path))}"
+    spec = importlib.util.spec_from_file_location(module_name, source.path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"{source.path} cannot be imported as Python", "check the file")
+    code = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(source.path.parent))
+    try:
+        sys.modules[module_name] = code
+        spec.loader.exec_module(code)
+    except Exception as exc:
+        raise ModelError(f"importing {source.path.name} raised {type(exc).__name__}: {exc}", "fix the file") from exc
+    finally:
+        sys.path.remove(str(source.path.parent))
+    if not hasattr(code, source.attr):
+        found = sorted(n for n, v in vars(code).items() if _is_module_maker(v))
+        hint = f"it defines: {', '.join(found)}" if found else "define an nn.Module subclass there"
+        raise UserError(f"{source.path.name} has no {source.attr!r}", hint)
+    return _instantiate(getattr(code, source.attr), source.attr)
+
+
+def _is_module_maker(value: object) -> bool:
+    return (inspect.isclass(value) and issubclass(value, nn.Module) and value is not nn.Module) or (
+        inspect.isfunction(value)
+    )
+
+
+def _instantiate(maker: object, attr: str) -> nn.Module:
+    if isinstance(maker, nn.Module):
+        return maker
+    if not callable(maker):
+        raise UserError(f"{attr} is neither an nn.Module subclass nor a function", "point NAME at one")
+    try:
+        module = maker()
+    except TypeError as exc:
+        raise UserError(
+            f"{attr}() cannot be called without arguments: {exc}",
+            "point NAME at a function that takes no arguments and returns the module",
+        ) from exc
+    except Exception as exc:
+        raise ModelError(f"{attr}() raised {type(exc).__name__}: {exc}", "fix the model code") from exc
+    if not isinstance(module, nn.Module):
+        raise UserError(f"{attr}() returned {type(module).__name__}, not an nn.Module", "return the module")
+    return module
+
+
+def load_weights(module: nn.Module, path: Path) -> None:
+    """Load a state dict (safely: ``weights_only=True``) and say exactly what does not fit."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(
+            f"--weights {path} is not a loadable PyTorch state dict ({type(exc).__name__}: {exc})",
+            "save it with torch.save(model.state_dict(), path)",
+        ) from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise UserError(f"--weights {path} holds a {type(state).__name__}, not a state dict", "save model.state_dict()")
+    describe_mismatch(module, state, str(path))
+    module.load_state_dict(state, strict=True)
+
+
+def describe_mismatch(module: nn.Module, state: dict, label: str) -> None:
+    """Raise a ModelError listing missing, unexpected and wrongly shaped keys."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if not (missing or unexpected or shapes):
+        return
+    parts = []
+    for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
+        if items:
+            shown = ", ".join(items[:6]) + (f" (+{len(items) - 6} more)" if len(items) > 6 else "")
+            parts.append(f"{title}: {shown}")
+    raise ModelError(
+        f"weights {label} do not match the model; " + "; ".join(parts),
+        "use weights saved from this exact architecture",
+    )

@@ -1,0 +1,71 @@
+"""What MODEL on the command line names, resolved without importing torch.
+
+``halve`` (a built-in), ``path/to/file.py:NAME`` (a PyTorch module in a user's file), or
+``path/to/model.onnx`` (start the chain at ONNX). The fingerprint feeds the cache key, so
+it hashes file contents rather than building the model: a cached convert stays fast.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from oakpipe.errors import UserError
+from oakpipe.manifest import sha256_file
+from oakpipe.models import BUILTINS
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    kind: str  # "builtin" | "python" | "onnx"
+    name: str  # the export's name: file names and the default folder derive from it
+    spec: str
+    path: Path | None = None
+    attr: str | None = None
+
+    def fingerprint(self) -> dict:
+        """Content hashes of everything the model's definition comes from."""
+        if self.kind == "builtin":
+            files = BUILTINS[self.name].source_files
+            return {"builtin": self.name, "sources": {f.name: sha256_file(f) for f in files}}
+        assert self.path is not None
+        data = {self.kind: str(self.path.name), "sha256": sha256_file(self.path)}
+        if self.kind == "python":
+            data["attr"] = self.attr
+            # Local helper modules beside the file often hold the layers: key them too.
+            siblings = sorted(p for p in self.path.parent.glob("*.py") if p != self.path)
+            data["siblings"] = {p.name: sha256_file(p) for p in siblings[:50]}
+        return data
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "model"
+
+
+def parse_model_spec(spec: str) -> ModelSource:
+    """Resolve MODEL, or raise a UserError that says what MODEL may be."""
+    if spec in BUILTINS:
+        return ModelSource("builtin", spec, spec)
+    if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
+        file_part, attr = spec.rsplit(":", 1)
+        path = Path(file_part)
+        if not path.is_file():
+            raise UserError(f"model file {file_part} not found", "check the path before ':NAME'")
+        if not attr.isidentifier():
+            raise UserError(f"{attr!r} is not a Python name", "use path/to/file.py:ClassName")
+        return ModelSource("python", safe_name(attr.lower()), spec, path.resolve(), attr)
+    path = Path(spec)
+    if path.suffix.lower() == ".onnx":
+        if not path.is_file():
+            raise UserError(f"ONNX file {spec} not found", "check the path")
+        return ModelSource("onnx", safe_name(path.stem), spec, path.resolve())
+    if path.suffix == ".py":
+        raise UserError(
+            f"{spec} names a file but not the model in it", f"use {spec}:NAME, NAME a Module class or factory"
+        )
+    names = ", ".join(sorted(BUILTINS))
+    raise UserError(
+        f"unknown model {spec!r}",
+        f"use a built-in ({names}), path/to/file.py:NAME or path/to/model.onnx",
+    )

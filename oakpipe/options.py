@@ -1,0 +1,90 @@
+"""Typed, validated options for ``convert``: one frozen object passed whole to every stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from oakpipe.errors import UserError
+from oakpipe.preprocessing import Preprocessing
+
+DEFAULT_INPUT_SHAPE = (1, 3, 256, 256)
+SUPPORTED_OPSETS = (11, 12, 13)
+MAX_SHAVES = 16
+
+
+def parse_input_shape(text: str) -> tuple[int, int, int, int]:
+    """``1,3,256,256`` or ``[1,3,256,256]`` -> a validated NCHW tuple."""
+    parts = [p for p in text.strip().strip("[]()").replace("x", ",").replace(" ", ",").split(",") if p]
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UserError(
+            f"--input-shape {text!r} is not a list of whole numbers",
+            "write it as N,C,H,W, e.g. --input-shape 1,3,256,256",
+        ) from None
+    return validate_input_shape(dims)
+
+
+def validate_input_shape(dims: tuple[int, ...]) -> tuple[int, int, int, int]:
+    if len(dims) != 4:
+        raise UserError(
+            f"--input-shape needs 4 dimensions (N,C,H,W), got {len(dims)}: {list(dims)}",
+            "the camera feeds one NCHW image, e.g. --input-shape 1,3,256,256",
+        )
+    n, c, h, w = dims
+    if n != 1:
+        raise UserError(f"batch size {n} in --input-shape", "the camera sends one frame at a time: use N=1")
+    if c != 3:
+        raise UserError(
+            f"{c} channels in --input-shape",
+            "the camera sends 3-channel colour frames: use C=3 (convert a grey model inside it)",
+        )
+    if not (8 <= h <= 4000 and 8 <= w <= 4000):
+        raise UserError(f"input size {h}x{w} is out of range", "use a height and width between 8 and 4000")
+    return (n, c, h, w)
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Everything that decides what ``convert`` produces."""
+
+    model: str
+    input_shape: tuple[int, int, int, int] = DEFAULT_INPUT_SHAPE
+    opset: int = 12
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    shaves: int = 6
+    weights: Path | None = None
+    out: Path | None = None
+    use_cache: bool = True
+    style: Path | None = None
+    alpha: float = 1.0
+    weights_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        validate_input_shape(self.input_shape)
+        if self.opset not in SUPPORTED_OPSETS:
+            raise UserError(
+                f"--opset {self.opset} is not supported by the MyriadX toolchain here",
+                "use --opset 11, 12 or 13 (12 is the default)",
+            )
+        if not 1 <= self.shaves <= MAX_SHAVES:
+            raise UserError(
+                f"--shaves {self.shaves} is outside 1..{MAX_SHAVES}",
+                "an RVC2 has 16 SHAVE cores; 6 to 8 is usual for one network",
+            )
+        if not 0.0 <= self.alpha <= 1.0:
+            raise UserError(f"--alpha {self.alpha} is outside [0, 1]", "0 keeps the content, 1 is full style")
+        for label, path in (("--weights", self.weights), ("--style", self.style)):
+            if path is not None and not Path(path).is_file():
+                raise UserError(f"{label} {path}: no such file", "check the path")
+        if self.weights_dir is not None and not Path(self.weights_dir).is_dir():
+            raise UserError(f"--weights-dir {self.weights_dir}: no such folder", "check the path")
+
+    @property
+    def height(self) -> int:
+        return self.input_shape[2]
+
+    @property
+    def width(self) -> int:
+        return self.input_shape[3]

@@ -1,0 +1,77 @@
+"""Stage 5: an NN Archive (``<name>.tar.xz``: config.json + blob), depthai v3's model package.
+
+The blob already contains the camera preprocessing, so the archive tells depthai to feed
+it raw ``BGR888p`` frames (mean 0, scale 1, no channel reversal): recording the model's
+own mean/scale there would make a consumer apply them twice. The contract that was baked
+in is kept in the manifest.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+from oakpipe.blobfile import BlobInfo
+
+CONFIG_VERSION = "1.0"
+NUMPY_TO_ARCHIVE = {"uint8": "uint8", "float16": "float16", "float32": "float32"}
+
+
+def archive_config(name: str, blob_name: str, blob: BlobInfo) -> dict:
+    inputs = [
+        {
+            "name": port.name,
+            "dtype": "uint8",
+            "input_type": "image",
+            "shape": port.nchw,
+            "layout": "NCHW",
+            "preprocessing": {
+                "mean": [0.0, 0.0, 0.0],
+                "scale": [1.0, 1.0, 1.0],
+                "reverse_channels": False,
+                "interleaved_to_planar": False,
+                "dai_type": "BGR888p",
+            },
+        }
+        for port in blob.inputs
+    ]
+    outputs = [{"name": port.name, "dtype": "float16", "shape": port.nchw, "layout": "NCHW"} for port in blob.outputs]
+    return {
+        "config_version": CONFIG_VERSION,
+        "model": {
+            "metadata": {"name": name, "path": blob_name, "precision": "float16"},
+            "inputs": inputs,
+            "outputs": outputs,
+            "heads": [],
+        },
+    }
+
+
+def build_archive(name: str, blob_path: Path, blob: BlobInfo, archive_path: Path) -> dict:
+    config = archive_config(name, blob_path.name, blob)
+    payload = json.dumps(config, indent=2).encode()
+    with tarfile.open(archive_path, "w:xz") as tar:
+        info = tarfile.TarInfo("config.json")
+        info.size = len(payload)
+        info.mtime = 0  # reproducible archives
+        tar.addfile(info, io.BytesIO(payload))
+        tar.add(blob_path, arcname=blob_path.name, filter=_zero_mtime)
+    return {"config": config}
+
+
+def _zero_mtime(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    return info
+
+
+def read_archive_config(path: Path) -> dict:
+    """config.json of an NN Archive (ours or another tool's)."""
+    os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
+    with tarfile.open(path, "r:*") as tar:
+        member = tar.extractfile("config.json")
+        if member is None:
+            raise KeyError("config.json")
+        return json.load(member)

@@ -1,0 +1,191 @@
+"""Stage 1: the model as ONNX, with a static input shape, named ports, checked and slimmed.
+
+The TorchScript exporter (``dynamo=False``) at opset 11-13 is what the 2021.4 MYRIAD
+compiler reads reliably; the dynamo exporter's opset-18 graphs are not. The graph is then
+simplified with onnxslim, which folds constants (the 2021.4 compiler fails on some
+unfolded constant paths) and, unlike onnxsim, ships as a pure-Python wheel that keeps up
+with current onnx releases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from oakpipe.errors import ModelError, UnsupportedModelError, UserError
+from oakpipe.options import ConvertOptions
+
+INPUT_NAME = "input"
+
+
+def example_input(options: ConvertOptions):
+    """A deterministic input in the model's own range ([0, 1] after the camera contract)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(options.input_shape, generator=generator)
+
+
+def output_names_of(result: object) -> list[str]:
+    """Name a forward's outputs: one tensor -> output; a tuple -> output0..; a dict -> its keys."""
+    import torch
+
+    if isinstance(result, torch.Tensor):
+        return ["output"]
+    if isinstance(result, (tuple, list)) and result and all(isinstance(r, torch.Tensor) for r in result):
+        return [f"output{i}" for i in range(len(result))]
+    if isinstance(result, dict) and result and all(isinstance(r, torch.Tensor) for r in result.values()):
+        return [str(k) for k in result]
+    raise ModelError(
+        f"the model returns {type(result).__name__}, not tensors",
+        "return a tensor, a tuple of tensors or a dict of tensors",
+    )
+
+
+def run_forward(module, x):
+    import torch
+
+    try:
+        with torch.no_grad():
+            return module(x)
+    except Exception as exc:
+        raise ModelError(
+            f"the model's forward raised {type(exc).__name__} on an input of shape {list(x.shape)}: {exc}",
+            "check --input-shape against what the model expects, or fix its forward",
+        ) from exc
+
+
+def _tuple_outputs(module):
+    """Wrap a module so that dict outputs export as an ordered tuple."""
+    import torch
+
+    class TupleOutputs(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor):
+            result = self.inner(x)
+            return tuple(result.values()) if isinstance(result, dict) else result
+
+    return TupleOutputs(module)
+
+
+def export_torch(module, options: ConvertOptions, path: Path) -> dict:
+    """Export, check and slim; return the port description for the manifest."""
+    import torch
+
+    x = example_input(options)
+    reference = run_forward(module, x)
+    names = output_names_of(reference)
+    exported = _tuple_outputs(module) if isinstance(reference, dict) else module
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                exported, (x,), str(path), dynamo=False, opset_version=options.opset,
+                input_names=[INPUT_NAME], output_names=names, do_constant_folding=True,
+            )
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnsupportedModelError(
+            f"torch.onnx.export (opset {options.opset}) failed: {first}",
+            "replace the op named above with one ONNX opset 11-13 has, or try another --opset",
+        ) from exc
+    slim_in_place(path)
+    return describe_onnx(onnx.load(str(path)))
+
+
+def import_onnx(source: Path, options: ConvertOptions, path: Path) -> dict:
+    """Start the chain at a user's ONNX file: check it, fix its input shape, slim it."""
+    model = load_checked(source)
+    inputs = graph_inputs(model)
+    if len(inputs) != 1:
+        raise UnsupportedModelError(
+            f"{source.name} has {len(inputs)} inputs ({', '.join(i.name for i in inputs)})",
+            "the camera feeds one image: export a model with a single image input",
+        )
+    port = inputs[0]
+    elem = port.type.tensor_type.elem_type
+    if elem != onnx.TensorProto.FLOAT:
+        raise UnsupportedModelError(
+            f"input {port.name!r} of {source.name} is {onnx.TensorProto.DataType.Name(elem)}, not FLOAT",
+            "export the model with a float32 image input (the camera's U8 is converted on the device)",
+        )
+    dims = port.type.tensor_type.shape.dim
+    if len(dims) != 4:
+        raise UserError(
+            f"input {port.name!r} of {source.name} has rank {len(dims)}, not 4 (N,C,H,W)",
+            "export the model with an NCHW image input",
+        )
+    for dim, value in zip(dims, options.input_shape):
+        if dim.HasField("dim_value") and dim.dim_value not in (0, value):
+            raise UserError(
+                f"{source.name} takes input {[d.dim_value or d.dim_param for d in dims]}, "
+                f"but --input-shape is {list(options.input_shape)}",
+                "pass the model's own --input-shape",
+            )
+        dim.Clear()
+        dim.dim_value = value
+    rename_value(model.graph, port.name, INPUT_NAME)
+    onnx.save(model, str(path))
+    slim_in_place(path)
+    return describe_onnx(onnx.load(str(path)))
+
+
+def load_checked(path: Path) -> onnx.ModelProto:
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise UserError(
+            f"{path.name} is not a valid ONNX model: {str(exc).strip().splitlines()[0]}",
+            "re-export it (torch.onnx.export) and check it with onnx.checker",
+        ) from exc
+    return model
+
+
+def graph_inputs(model: onnx.ModelProto) -> list:
+    initializers = {init.name for init in model.graph.initializer}
+    return [i for i in model.graph.input if i.name not in initializers]
+
+
+def rename_value(graph, old: str, new: str) -> None:
+    if old == new:
+        return
+    for port in list(graph.input) + list(graph.output):
+        if port.name == old:
+            port.name = new
+    for node in graph.node:
+        node.input[:] = [new if n == old else n for n in node.input]
+        node.output[:] = [new if n == old else n for n in node.output]
+
+
+def slim_in_place(path: Path) -> None:
+    """Fold constants and drop dead nodes; fail loudly if the result is not valid ONNX."""
+    import onnxslim
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        slimmed = onnxslim.slim(onnx.load(str(path)))
+    onnx.checker.check_model(slimmed)
+    onnx.save(slimmed, str(path))
+
+
+def describe_onnx(model: onnx.ModelProto) -> dict:
+    def port(value) -> dict:
+        dims = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in value.type.tensor_type.shape.dim]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+        return {"name": value.name, "shape": dims, "dtype": str(np.dtype(dtype))}
+
+    return {
+        "inputs": [port(v) for v in graph_inputs(model)],
+        "outputs": [port(v) for v in model.graph.output],
+        "opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None),
+        "nodes": len(model.graph.node),
+    }

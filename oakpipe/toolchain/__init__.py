@@ -1,0 +1,122 @@
+"""The private MyriadX compiler environment: where it lives, whether it works, how to call it.
+
+The only compiler for RVC2 blobs left is OpenVINO 2021.4's MYRIAD plugin, whose wheels
+need CPython 3.6-3.9 and numpy < 1.20. It lives in its own virtual environment under
+``toolchain_dir()``, installed by ``oakpipe toolchain install``, and is only ever run as
+a subprocess, so nothing in the main environment depends on old Python or old numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from oakpipe.errors import InternalError, ToolchainError
+
+OPENVINO_VERSION = "2021.4.2"
+COMPILER_LABEL = "2021.4"
+WORKER = Path(__file__).with_name("compile_worker.py")
+INSTALL_COMMAND = "oakpipe toolchain install   (or: make toolchain)"
+
+
+def toolchain_dir() -> Path:
+    """``$OAKPIPE_TOOLCHAIN_DIR``, else ``$XDG_DATA_HOME/oakpipe/toolchain`` (shared by clones)."""
+    explicit = os.environ.get("OAKPIPE_TOOLCHAIN_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data_home / "oakpipe" / "toolchain" / f"openvino-{OPENVINO_VERSION}"
+
+
+def toolchain_python() -> Path:
+    return toolchain_dir() / "venv" / "bin" / "python"
+
+
+@dataclass
+class ToolchainStatus:
+    installed: bool
+    location: Path
+    python: str | None = None
+    openvino: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        state = "installed" if self.installed else "NOT installed"
+        lines = [f"MyriadX compiler (OpenVINO {OPENVINO_VERSION} MYRIAD plugin): {state}",
+                 f"  location: {self.location}"]
+        if self.python:
+            lines.append(f"  interpreter: {self.python}")
+        if self.openvino:
+            lines.append(f"  openvino: {self.openvino}")
+        lines += [f"  problem: {p}" for p in self.problems]
+        if not self.installed:
+            lines.append(f"  install with: {INSTALL_COMMAND}")
+        return lines
+
+
+def status() -> ToolchainStatus:
+    """Ask the private interpreter itself; a recorded marker alone proves nothing."""
+    location = toolchain_dir()
+    python = toolchain_python()
+    if not python.exists():
+        return ToolchainStatus(False, location, problems=["no private interpreter yet"])
+    probe = (
+        "import sys, openvino.inference_engine as ie; "
+        "print(sys.version.split()[0]); print(ie.get_version())"
+    )
+    try:
+        proc = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return ToolchainStatus(False, location, problems=[f"interpreter does not run: {exc}"])
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["unknown failure"])[-1]
+        return ToolchainStatus(False, location, str(python), problems=[f"openvino import fails: {last}"])
+    version, ov = proc.stdout.split()[:2]
+    return ToolchainStatus(True, location, f"{python} (Python {version})", ov)
+
+
+def compile_onnx_to_blob(onnx_path: Path, blob_path: Path, shaves: int, timeout: float = 600) -> dict:
+    """Run the worker; return its result dict (``ok`` False carries the compiler's message)."""
+    python = toolchain_python()
+    if not python.exists():
+        raise ToolchainError("the MyriadX compiler is not installed", f"run: {INSTALL_COMMAND}")
+    request = {"onnx": str(onnx_path), "blob": str(blob_path), "shaves": shaves}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(request, handle)
+        request_path = handle.name
+    env = dict(os.environ, PYTHONNOUSERSITE="1", PYTHONPATH="")
+    try:
+        proc = subprocess.run(
+            [str(python), str(WORKER), request_path], capture_output=True, text=True, timeout=timeout, env=env
+        )
+    except subprocess.TimeoutExpired:
+        raise ToolchainError(f"the MyriadX compiler ran past {timeout:.0f} s", "the model may be too large") from None
+    finally:
+        os.unlink(request_path)
+    return _parse_worker_output(proc)
+
+
+def _parse_worker_output(proc: subprocess.CompletedProcess) -> dict:
+    from oakpipe.toolchain.compile_worker import RESULT_PREFIX
+
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            result = json.loads(line[len(RESULT_PREFIX):])
+            result["log"] = (proc.stdout + proc.stderr)[-4000:]
+            return result
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    if proc.returncode < 0:
+        raise ToolchainError(f"the MyriadX compiler crashed (signal {-proc.returncode}): {' '.join(tail)}",
+                             f"check the toolchain with: oakpipe toolchain status; reinstall with {INSTALL_COMMAND}")
+    raise InternalError(f"the compiler worker gave no result (exit {proc.returncode}): {' '.join(tail)}")
+
+
+def python_is_supported(version: tuple[int, int]) -> bool:
+    return (3, 6) <= version <= (3, 9)
+
+
+__all__ = ["status", "compile_onnx_to_blob", "toolchain_dir", "ToolchainStatus"]
