@@ -160,13 +160,15 @@ def load_adain_weights(encoder: nn.Module, decoder: nn.Module, weights_dir: Path
 # AdaIN
 # --------------------------------------------------------------------------------------
 
-def channel_mean_std(feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def channel_mean_std(feat: torch.Tensor, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std over H, W: [N,C,H,W] -> ([N,C,1,1], [N,C,1,1]).
 
     Same values as pytorch-AdaIN's calc_mean_std (unbiased variance + 1e-5), computed
     FP16-safely: centre first, scale by 1/64, then a mean (global average pool) of
-    squares, never a sum; the n/(n-1) correction is a constant for static shapes."""
-    n = feat.shape[-2] * feat.shape[-1]
+    squares, never a sum. n = H*W for the n/(n-1) correction: pass it as a Python int
+    when exporting, so that it is a constant rather than a traced Shape computation."""
+    if n is None:
+        n = int(feat.shape[-2]) * int(feat.shape[-1])
     mean = F.adaptive_avg_pool2d(feat, 1)
     centred = (feat - mean) * _STAT_SCALE
     var_scaled = F.adaptive_avg_pool2d(centred * centred, 1) * (n / max(n - 1, 1))
@@ -174,10 +176,10 @@ def channel_mean_std(feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
-def adain(content_feat: torch.Tensor, style_mean: torch.Tensor,
-          style_std: torch.Tensor) -> torch.Tensor:
+def adain(content_feat: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
+          n: int | None = None) -> torch.Tensor:
     """Eq. 8 of the paper: sigma(s) * (c - mu(c)) / sigma(c) + mu(s)."""
-    mean, std = channel_mean_std(content_feat)
+    mean, std = channel_mean_std(content_feat, n)
     return (content_feat - mean) / std * style_std + style_mean
 
 
@@ -189,17 +191,19 @@ class AdaINStylizer(nn.Module):
     t = alpha * AdaIN(f(c), s) + (1 - alpha) * f(c)."""
 
     def __init__(self, encoder: nn.Sequential, decoder: nn.Sequential,
-                 style_mean: torch.Tensor, style_std: torch.Tensor, alpha: float = 1.0) -> None:
+                 style_mean: torch.Tensor, style_std: torch.Tensor, alpha: float,
+                 input_size: tuple[int, int]) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.register_buffer("style_mean", style_mean.detach().clone())  # [1,512,1,1]
         self.register_buffer("style_std", style_std.detach().clone())    # [1,512,1,1]
         self.alpha = float(alpha)
+        self.feat_n = -(-input_size[0] // 8) * -(-input_size[1] // 8)  # relu4_1 H*W
 
     def forward(self, content: torch.Tensor) -> torch.Tensor:
         feat = self.encoder(content)                                      # [1,512,H/8,W/8]
-        t = adain(feat, self.style_mean, self.style_std)
+        t = adain(feat, self.style_mean, self.style_std, self.feat_n)
         if self.alpha < 1.0:
             t = feat + self.alpha * (t - feat)
         return self.decoder(t).clamp(0.0, 1.0)                            # [1,3,H,W]
@@ -235,4 +239,4 @@ def build_adain(style_rgb: np.ndarray, alpha: float, weights_dir: Path | None,
     with torch.no_grad():
         style_mean, style_std = channel_mean_std(encoder(_style_tensor(style_rgb)))
     set_static_sizes(decoder, input_size)
-    return AdaINStylizer(encoder, decoder, style_mean, style_std, alpha).eval()
+    return AdaINStylizer(encoder, decoder, style_mean, style_std, alpha, input_size).eval()

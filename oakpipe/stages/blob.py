@@ -59,8 +59,9 @@ def compiler_error(result: dict, device_onnx: Path) -> UnsupportedModelError:
 
 def clean_compiler_message(message: str) -> str:
     lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
-    lines = [ln for ln in lines if not ln.startswith(("/", "openvino/", "../"))] or lines
-    text = " ".join(lines)
+    # Drop the build machine's source locations ("/home/jenkins/.../frontend.cpp:441 ").
+    lines = [re.sub(r"^\S*/\S+\.(cpp|hpp|h):\d+\s*", "", ln) for ln in lines]
+    text = " ".join(ln for ln in lines if ln)
     text = re.sub(r"\[ ?(GENERAL_ERROR|NOT_IMPLEMENTED|PARAMETER_MISMATCH) ?\]\s*", "", text)
     return text[:600]
 
@@ -90,6 +91,8 @@ def describe_node(device_onnx: Path, layer: str) -> str:
 def pytorch_module_of(node_name: str) -> str | None:
     """TorchScript export names nodes '/encoder/block.0/conv/Conv': the module is the path."""
     parts = [p for p in node_name.split("/") if p]
-    if len(parts) < 2:
+    if not node_name.startswith("/") or not parts:
         return None
+    if len(parts) == 1:
+        return "(the model's own forward)"
     return ".".join(parts[:-1])
