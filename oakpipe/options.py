@@ -15,7 +15,7 @@ MAX_SHAVES = 16
 
 def parse_input_shape(text: str) -> tuple[int, int, int, int]:
     """``1,3,256,256`` or ``[1,3,256,256]`` -> a validated NCHW tuple."""
-    parts = [p for p in text.strip().strip("[]()").replace("x", ",").replace(" ", ",").split(",") if p]
+    parts = [p for p in text.strip().strip("[]()").replace(" ", ",").split(",") if p]
     try:
         dims = tuple(int(p) for p in parts)
     except ValueError:

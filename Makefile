@@ -1,0 +1,33 @@
+# The two commands: `make demo` and `make test`. Both set everything up first and reuse
+# what is already installed (the main .venv, and the private MyriadX compiler toolchain).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+OAKPIPE := $(VENV)/bin/oakpipe
+STAMP := $(VENV)/.oakpipe-installed
+export DEPTHAI_TELEMETRY := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup toolchain test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	bash scripts/bootstrap.sh $(VENV)
+	touch $(STAMP)
+
+toolchain: setup
+	$(OAKPIPE) toolchain install
+
+test: setup toolchain
+	OAKPIPE_REQUIRE_TOOLCHAIN=1 $(PY) -m pytest -q -p no:cacheprovider
+
+demo: setup toolchain
+	$(OAKPIPE) deploy $${DEMO_MODEL:-halve} --source sample --frames 90 --display none \
+		--record demo-out/demo.mp4 --strip demo-out/strip.png --out demo-out/export
+
+bench: setup toolchain
+	$(PY) benchmarks/convert_bench.py
+
+clean:
+	rm -rf exports demo-out

@@ -1,0 +1,88 @@
+"""Open an export folder for running, and refuse one whose parts disagree.
+
+``Export.open`` already checks every artifact against the manifest. Running adds two
+checks that matter on a camera: the blob inside the NN Archive must be the export's blob
+(``setNNArchive`` and ``setBlobPath`` must run the same network), and the blob must take
+the frame size the host IR takes (the camera is asked for the blob's size; a mismatch is
+only logged on the device, not raised).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from oakpipe.convert import Export
+from oakpipe.errors import UserError
+from oakpipe.manifest import sha256_file
+from oakpipe.preprocessing import Preprocessing
+
+
+@dataclass(frozen=True)
+class RunnableExport:
+    """An export plus what running it needs: the frame size and the camera contract."""
+
+    export: Export
+    preprocessing: Preprocessing
+    width: int
+    height: int
+
+    @property
+    def name(self) -> str:
+        return self.export.name
+
+
+def open_for_run(folder: Path) -> RunnableExport:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such export folder", "run oakpipe convert MODEL first (it writes exports/<name>)")
+    if not (folder / "manifest.json").is_file():
+        raise UserError(f"{folder} has no manifest.json, so it is not an export folder",
+                        "run oakpipe convert MODEL --out {folder}")
+    export = Export.open(folder)
+    check_archive_holds_blob(export.archive, export.blob)
+    width, height = check_blob_matches_ir(export)
+    pre = Preprocessing.from_dict(export.manifest["preprocessing"])
+    return RunnableExport(export, pre, width, height)
+
+
+def check_archive_holds_blob(archive: Path, blob: Path) -> None:
+    """The archive's blob and the export's blob must be byte-identical (compared by sha256)."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = [m for m in tar.getmembers() if m.name.endswith((".blob", ".superblob"))]
+            if not members:
+                raise UserError(f"{archive} holds no blob", "run oakpipe convert again")
+            handle = tar.extractfile(members[0])
+            assert handle is not None
+            inside = hashlib.sha256(handle.read()).hexdigest()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise UserError(f"{archive} is not a readable NN Archive: {exc}", "run oakpipe convert again") from exc
+    if inside != sha256_file(blob):
+        raise UserError(f"the blob inside {archive.name} differs from {blob.name} (sha256 {inside[:12]} vs "
+                        f"{sha256_file(blob)[:12]})", "run oakpipe convert --no-cache to rebuild both")
+
+
+def check_blob_matches_ir(export: Export) -> tuple[int, int]:
+    """Return (width, height) the camera must send; raise if blob and IR disagree on it."""
+    import openvino as ov
+
+    from oakpipe.blobfile import read_blob
+
+    blob = read_blob(export.blob)
+    if len(blob.inputs) != 1:
+        raise UserError(f"{export.blob.name} has {len(blob.inputs)} inputs", "the camera feeds exactly one image")
+    blob_nchw = blob.inputs[0].nchw
+    ir_inputs = ov.Core().read_model(str(export.ir)).inputs
+    ir_nchw = [int(d) for d in ir_inputs[0].get_shape()] if len(ir_inputs) == 1 else None
+    if ir_nchw != blob_nchw:
+        _, _, h, w = blob_nchw
+        raise UserError(f"{export.blob.name} takes {w}x{h} frames ({blob_nchw}) but {export.ir.name} takes {ir_nchw}",
+                        f"the camera needs a {w}x{h} BGR888p frame for this blob: run oakpipe convert again "
+                        f"with --input-shape 1,3,{h},{w}")
+    if list(export.input_shape) != blob_nchw:
+        raise UserError(f"{export.blob.name} takes {blob_nchw} but the manifest says {list(export.input_shape)}",
+                        "run oakpipe convert again")
+    return blob_nchw[3], blob_nchw[2]

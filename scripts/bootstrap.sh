@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Create the main environment (.venv) with a Python >= 3.11 and install oakpipe into it.
+# Idempotent: an existing .venv is reused and pip only adds what is missing.
+set -euo pipefail
+venv=${1:-.venv}
+
+find_python() {
+  for candidate in python3.11 python3.12 python3.13 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  return 1
+}
+
+if [ ! -x "$venv/bin/python" ]; then
+  python=$(find_python) || { echo "oakpipe needs Python 3.11 or newer (apt-get install python3)" >&2; exit 1; }
+  if ! "$python" -m venv "$venv" 2>/dev/null; then
+    rm -rf "$venv"
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      echo "bootstrap: installing Debian's python3-venv (needed for virtual environments)"
+      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+      "$python" -m venv "$venv"
+    else
+      echo "bootstrap: '$python -m venv' failed: install your distribution's python3-venv package" >&2
+      exit 1
+    fi
+  fi
+  echo "bootstrap: created $venv with $("$venv/bin/python" --version)"
+fi
+"$venv/bin/python" -m pip install -q --upgrade pip
+# torch first and pinned: the CPU build; asking for it through other packages can pull a CUDA build.
+"$venv/bin/python" -m pip install -q torch==2.13.0
+"$venv/bin/python" -m pip install -q -e '.[test]'
+echo "bootstrap: oakpipe installed in $venv ($("$venv/bin/oakpipe" --version))"

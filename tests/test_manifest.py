@@ -1,0 +1,68 @@
+import threading
+
+import pytest
+
+from oakpipe.manifest import Manifest, export_lock, run_stage, sha256_file
+
+
+def write(text):
+    def body(paths):
+        for path in paths.values():
+            path.write_text(text)
+        return {"text": text}
+
+    return body
+
+
+def test_stage_is_cached_until_its_key_or_artifact_changes(tmp_path):
+    manifest = Manifest.load(tmp_path)
+    record, cached = run_stage(manifest, "s", {"k": 1}, ["a.txt"], write("one"))
+    assert not cached and (tmp_path / "a.txt").read_text() == "one"
+    reloaded = Manifest.load(tmp_path)
+    _, cached = run_stage(reloaded, "s", {"k": 1}, ["a.txt"], write("two"))
+    assert cached and (tmp_path / "a.txt").read_text() == "one"
+    _, cached = run_stage(reloaded, "s", {"k": 2}, ["a.txt"], write("two"))
+    assert not cached and (tmp_path / "a.txt").read_text() == "two"
+    (tmp_path / "a.txt").write_text("tampered")
+    _, cached = run_stage(reloaded, "s", {"k": 2}, ["a.txt"], write("three"))
+    assert not cached and sha256_file(tmp_path / "a.txt") == reloaded.stages["s"]["artifacts"]["a.txt"]
+
+
+def test_failed_stage_leaves_no_artifact_and_marks_export_incomplete(tmp_path):
+    manifest = Manifest.load(tmp_path)
+
+    def half_then_fail(paths):
+        paths["b.bin"].write_bytes(b"half")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        run_stage(manifest, "s", {}, ["b.bin"], half_then_fail)
+    assert not (tmp_path / "b.bin").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
+    assert Manifest.load(tmp_path).data["complete"] is False
+
+
+def test_no_cache_forces_a_rerun(tmp_path):
+    manifest = Manifest.load(tmp_path)
+    run_stage(manifest, "s", {}, ["a"], write("x"))
+    _, cached = run_stage(manifest, "s", {}, ["a"], write("y"), use_cache=False)
+    assert not cached and (tmp_path / "a").read_text() == "y"
+
+
+def test_export_lock_serialises_writers(tmp_path):
+    inside, overlaps = [], []
+
+    def worker():
+        with export_lock(tmp_path):
+            if inside:
+                overlaps.append(True)
+            inside.append(1)
+            threading.Event().wait(0.05)
+            inside.pop()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not overlaps
