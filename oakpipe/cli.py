@@ -77,6 +77,57 @@ def print_export(export) -> None:
         print(f"depthai reads: output {port['name']} {port['dims']} {port['data_type']}")
 
 
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=["auto", "device", "host"], default="auto",
+                        help="device: the attached OAK; host: emulate it on the CPU; auto: the OAK if attached")
+    parser.add_argument("--source", default="sample", help="host frames: sample (built-in scene), a camera INDEX, "
+                        "a VIDEO, an IMAGE or a DIR of images (default sample)")
+    parser.add_argument("--frames", type=int, help="stop after N frames (default: the source's end; "
+                        "100 for an endless source with no window)")
+    parser.add_argument("--display", choices=["auto", "window", "none"], default="auto",
+                        help="window needs a display and opencv-python (default auto)")
+    parser.add_argument("--record", type=Path, help="write the side-by-side view to OUT.mp4")
+    parser.add_argument("--save-frames", type=Path, help="write each side-by-side frame as a PNG into DIR")
+    parser.add_argument("--fps", type=float, help="camera / source frame rate (default: the source's)")
+    parser.add_argument("--strip", type=Path, help="write input | output for 4 frames to OUT.png")
+
+
+def run_options(args: argparse.Namespace):
+    from oakpipe.run.options import RunOptions
+
+    return RunOptions(backend=args.backend, source=args.source, frames=args.frames, display=args.display,
+                      record=args.record, save_frames=args.save_frames, fps=args.fps, strip=args.strip)
+
+
+def run_and_report(export, options, progress: Progress) -> int:
+    from oakpipe.run import run_export
+
+    summary = run_export(export, options, progress)
+    print(f"oakpipe run: {summary.one_line()}")
+    for label, path in (("recorded", options.record), ("frames in", options.save_frames), ("strip", options.strip)):
+        if path is not None and summary.frames:
+            print(f"  {label:<10} {path}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    progress = Progress(quiet=args.quiet)
+    options = run_options(args)  # checks --record & co before any work
+    progress.say(f"oakpipe run {args.export_dir}")
+    return run_and_report(args.export_dir, options, progress)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from oakpipe.convert import convert
+
+    progress = Progress(quiet=args.quiet)
+    run = run_options(args)
+    options = convert_options(args)
+    progress.say(f"oakpipe deploy {options.model}")
+    export = convert(options, progress)
+    return run_and_report(export.folder, run, progress)
+
+
 def cmd_toolchain(args: argparse.Namespace) -> int:
     from oakpipe import toolchain
 
@@ -102,6 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     convert = sub.add_parser("convert", help="PyTorch/ONNX model -> ONNX, IR, MyriadX blob, NN Archive")
     add_convert_options(convert)
     convert.set_defaults(func=cmd_convert)
+
+    run = sub.add_parser("run", help="camera -> network -> screen, on an OAK or emulated on the host")
+    run.add_argument("export_dir", type=Path, metavar="EXPORT_DIR", help="an export folder (oakpipe convert)")
+    add_run_options(run)
+    run.set_defaults(func=cmd_run)
+
+    deploy = sub.add_parser("deploy", help="convert (cached) then run")
+    add_convert_options(deploy)
+    add_run_options(deploy)
+    deploy.set_defaults(func=cmd_deploy)
 
     tool = sub.add_parser("toolchain", help="the private OpenVINO 2021.4 MyriadX compiler")
     tool.add_argument("action", choices=["status", "install"])

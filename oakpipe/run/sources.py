@@ -99,7 +99,7 @@ def sample_frame(index: int) -> np.ndarray:
     pts = np.array([[w * 0.25 + 70 * math.cos(angle + k * 2.094), h * 0.3 + 70 * math.sin(angle + k * 2.094)]
                     for k in range(3)], np.int32)
     cv2.fillPoly(frame, [pts], (230, 160, 20), cv2.LINE_AA)
-    cv2.putText(frame, f"oakpipe {index:05d}", (20, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2, cv2.LINE_AA)
+    cv2.putText(frame, f"oakpipe {index:05d}", (100, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2, cv2.LINE_AA)
     return frame
 
 

@@ -100,6 +100,49 @@ def compile_onnx_to_blob(onnx_path: Path, blob_path: Path, shaves: int, timeout:
     return _parse_worker_output(proc)
 
 
+def compile_probe_batch(onnx_paths: list[Path], shaves: int = 6, timeout: float = 600) -> list[dict]:
+    """Compile many small graphs in one worker process (the preflight's probes).
+
+    Returns one verdict per path, in order: ``ok``, and ``message`` when not. Precisions
+    are left as the graphs have them. If the compiler kills the process on a probe, that
+    probe is reported as a crash (``crashed`` True) and the rest go to a fresh worker.
+    """
+    python = toolchain_python()
+    if not python.exists():
+        raise ToolchainError("the MyriadX compiler is not installed", f"run: {INSTALL_COMMAND}")
+    from oakpipe.toolchain.compile_worker import PROBE_PREFIX
+
+    env = dict(os.environ, PYTHONNOUSERSITE="1", PYTHONPATH="")
+    verdicts: list[dict] = []
+    while len(verdicts) < len(onnx_paths):
+        pending = onnx_paths[len(verdicts):]
+        request = {"probes": [{"onnx": str(p), "blob": None} for p in pending], "shaves": shaves,
+                   "input_precision": None, "output_precision": None}
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            json.dump(request, handle)
+            request_path = handle.name
+        try:
+            proc = subprocess.run([str(python), str(WORKER), request_path], capture_output=True, text=True,
+                                  timeout=timeout, env=env)
+        except subprocess.TimeoutExpired:
+            raise ToolchainError(f"the MyriadX compiler ran past {timeout:.0f} s on {len(pending)} probe graphs",
+                                 "check the toolchain with: oakpipe toolchain status") from None
+        finally:
+            os.unlink(request_path)
+        done = [json.loads(line[len(PROBE_PREFIX):]) for line in proc.stdout.splitlines()
+                if line.startswith(PROBE_PREFIX)]
+        verdicts += done
+        if len(done) < len(pending):
+            if proc.returncode >= 0:  # not killed by a signal: the worker itself failed
+                result = _parse_worker_output(proc)  # raises when there is no result line
+                raise InternalError(f"the probe worker stopped after {len(done)} of {len(pending)} probes: "
+                                    f"{result.get('message', 'no message')}")
+            tail = " ".join((proc.stderr or "").strip().splitlines()[-2:])
+            verdicts.append({"ok": False, "crashed": True, "phase": "compile",
+                             "message": f"the compiler crashed (exit {proc.returncode}) on this graph: {tail}"[:600]})
+    return verdicts
+
+
 def _parse_worker_output(proc: subprocess.CompletedProcess) -> dict:
     from oakpipe.toolchain.compile_worker import RESULT_PREFIX
 

@@ -175,11 +175,75 @@ def compile_blob(request):
     }
 
 
+PROBE_PREFIX = "OAKPIPE_PROBE "
+
+
+def compile_probes(request):
+    """Batch mode (the preflight): compile many small ONNX graphs in this one process.
+
+    Request: {"probes": [{"onnx": path, "blob": path or null}, ...], "shaves": 6,
+    "input_precision": null, "output_precision": null}. A null precision leaves the
+    graph's own (probes may carry FP32 or integer ports). Each verdict is also printed at
+    once as ``OAKPIPE_PROBE {"index": i, "ok": ..., "message": ...}``, so that if the
+    compiler crashes the process, the caller knows which probe did it and what finished.
+    """
+    start = time.perf_counter()
+    preload_libusb()
+    from openvino.inference_engine import IECore, get_version
+    from openvino.inference_engine import ie_api
+
+    make_function_return_immediately(ie_api.__file__, CREATE_INFER_REQUESTS)
+    fast = False
+    if os.environ.get("OAKPIPE_SLOW_COMPILE") != "1":
+        libs = os.path.join(os.path.dirname(os.path.dirname(ie_api.__file__)), "libs")
+        fast = skip_device_appear_wait(os.path.realpath(os.path.join(libs, "libmyriadPlugin.so")))
+    core = IECore()
+    shaves = str(request.get("shaves", 6))
+    config = {
+        "VPU_MYRIAD_PLATFORM": "VPU_MYRIAD_2480",
+        "MYRIAD_NUMBER_OF_SHAVES": shaves,
+        "MYRIAD_NUMBER_OF_CMX_SLICES": shaves,
+        "MYRIAD_THROUGHPUT_STREAMS": "1",
+    }
+    config.update(request.get("extra_config", {}))
+    results = []
+    for index, probe in enumerate(request["probes"]):
+        probe_start = time.perf_counter()
+        verdict = {"index": index, "ok": False}
+        try:
+            network = core.read_network(model=probe["onnx"])
+        except Exception as exc:
+            verdict.update(phase="read", message=str(exc))
+        else:
+            if request.get("input_precision"):
+                for info in network.input_info.values():
+                    info.precision = request["input_precision"]
+            if request.get("output_precision"):
+                for data in network.outputs.values():
+                    data.precision = request["output_precision"]
+            try:
+                executable = core.load_network(network, "MYRIAD", config)
+                if probe.get("blob"):
+                    executable.export(probe["blob"])
+                verdict["ok"] = True
+            except Exception as exc:
+                verdict.update(phase="compile", message=str(exc))
+        verdict["seconds"] = time.perf_counter() - probe_start
+        sys.stdout.write("\n" + PROBE_PREFIX + json.dumps(verdict) + "\n")
+        sys.stdout.flush()
+        results.append(verdict)
+    return {"ok": True, "openvino_version": get_version(), "probes": results,
+            "device_wait_skipped": fast, "seconds": time.perf_counter() - start}
+
+
 def main():
     with open(sys.argv[1]) as handle:
         request = json.load(handle)
     try:
-        result = compile_blob(request)
+        if "probes" in request:
+            result = compile_probes(request)
+        else:
+            result = compile_blob(request)
     except Exception as exc:  # report, never hang the caller
         result = {"ok": False, "phase": "internal", "message": repr(exc), "traceback": traceback.format_exc()}
     sys.stdout.write("\n" + RESULT_PREFIX + json.dumps(result) + "\n")

@@ -85,16 +85,21 @@ def test_port_close_to_int8_original(reference) -> None:
     cosine = vec @ vec_q / np.linalg.norm(vec) / np.linalg.norm(vec_q)
     assert cosine > 0.999  # measured 0.99984
 
-    content = _content(384, 384)
+    # A real photo: on flat synthetic gradients 8-bit steps dominate (24 dB measured).
+    skdata = pytest.importorskip("skimage.data")
+    photo = torch.from_numpy(skdata.astronaut().astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    photo = torch.nn.functional.interpolate(photo, size=(384, 384), mode="bilinear", antialias=True)
+    content = np.ascontiguousarray(photo[0].permute(1, 2, 0).numpy())
     transform_q, _ = reference["transform"]
     names = [i.name for i in transform_q.get_inputs()]
     out_q = transform_q.run(None, {names[0]: content[None], names[1]: vec_q.reshape(1, 1, 1, 100)})[0]
     with torch.no_grad():
         out = transformer(_nchw(content), torch.from_numpy(vec_q.reshape(1, 100)))
     out = out.permute(0, 2, 3, 1).numpy()
-    # 8-bit activations through 16 layers: mean error ~0.01 (measured 0.014 on a photo).
-    assert np.mean(np.abs(out - out_q)) < 0.03
-    assert _psnr(out, out_q) > 25.0
+    # 8-bit activations through 16 layers: measured mean error 0.014 and 31.7 dB here
+    # (27.8 to 33.0 dB over 3 photos x 3 styles); a wrong layer would give < 15 dB.
+    assert np.mean(np.abs(out - out_q)) < 0.025
+    assert _psnr(out, out_q) > 28.0
 
 
 def test_onnx_export_opset12_matches_torch() -> None:

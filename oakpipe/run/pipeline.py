@@ -1,0 +1,124 @@
+"""``run_export``: an export, a frame source and a backend, through decoding to the screen.
+
+The backends (``device``, ``host``) only produce ``Inferred`` frames in order; what
+happens after (decoding, the side-by-side view, window, recording, timing) is here, once.
+Every check that can fail (export, source, output paths, display) runs before the model
+is compiled or the camera opened, and every file is closed whatever ends the run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from oakpipe.progress import Progress
+from oakpipe.run.decode import decode_outputs
+from oakpipe.run.display import Outputs, choose_display, overlay, side_by_side
+from oakpipe.run.export_check import RunnableExport, open_for_run
+from oakpipe.run.options import DEFAULT_HEADLESS_FRAMES, RunOptions
+from oakpipe.run.result import STAGES, Inferred, RunSummary
+
+
+def choose_backend(requested: str, progress: Progress) -> str:
+    """``auto`` -> the camera if one is attached, else the host emulator; says which."""
+    if requested != "auto":
+        return requested
+    from oakpipe.run.device import attached_devices
+
+    devices = attached_devices()
+    choice = "device" if devices else "host"
+    progress.say(f"  backend    {choice} ({'an OAK is attached' if devices else 'no OAK attached: emulating it on the CPU'})")
+    return choice
+
+
+def run_export(export: Path | RunnableExport, options: RunOptions, progress: Progress | None = None,
+               on_frame=None) -> RunSummary:
+    """Run an export live; ``on_frame(inferred, picture)`` sees every decoded frame (tests, tools)."""
+    progress = progress or Progress(quiet=True)
+    runnable = export if isinstance(export, RunnableExport) else open_for_run(Path(export))
+    window, why = choose_display(options.display)
+    backend = choose_backend(options.backend, progress)
+    limit = options.frames
+    if backend == "device":
+        from oakpipe.run.device import device_inferred, require_device
+
+        if options.backend == "device":
+            require_device()  # one line now, before any file is opened
+        source_name, source_fps = "OAK camera", options.fps
+        if limit is None and not window:
+            limit = DEFAULT_HEADLESS_FRAMES
+        stream: Iterator[Inferred] = device_inferred(runnable, options.fps, limit)
+        closers: list = []
+    else:
+        stream, source_name, source_fps, limit, closers = _host_stream(runnable, options, window, progress)
+    progress.say(f"  run        {runnable.name} {runnable.width}x{runnable.height} on {backend}, "
+                 f"source {source_name}, display: {why}" + (f", {limit} frames" if limit else ""))
+    outputs = Outputs(options, window, options.fps or source_fps or 30.0)
+    try:
+        return _loop(stream, runnable, outputs, backend, source_name, on_frame)
+    finally:
+        outputs.close()
+        for close in closers:
+            close()
+
+
+def _host_stream(runnable: RunnableExport, options: RunOptions, window: bool, progress: Progress):
+    from oakpipe.run.host import compile_model, host_inferred
+    from oakpipe.run.sources import open_source, paced
+
+    source = open_source(options.source, repeat=options.frames)
+    limit = options.frames
+    if limit is None and source.endless and not window:
+        limit = DEFAULT_HEADLESS_FRAMES
+    try:
+        started = time.perf_counter()
+        compiled = compile_model(runnable.export.ir)
+        progress.say(f"  compile    {time.perf_counter() - started:6.2f} s  {runnable.export.ir.name} on CPU (OpenVINO)")
+    except BaseException:
+        source.close()
+        raise
+    frames = paced(source.frames, options.fps)
+    stream = host_inferred(compiled, frames, runnable.width, runnable.height, limit, options.jobs)
+    return stream, source.description, source.fps, limit, [source.close]
+
+
+def _loop(stream: Iterator[Inferred], runnable: RunnableExport, outputs: Outputs, backend: str,
+          source_name: str, on_frame) -> RunSummary:
+    stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
+    latency: list[float] = []
+    shows, stopped_by = "", "source ended"
+    begun = time.perf_counter()
+    recent: list[float] = []
+    try:
+        for item in stream:
+            t0 = time.perf_counter()
+            picture, shows = decode_outputs(item.outputs, runnable.preprocessing, (runnable.width, runnable.height))
+            t1 = time.perf_counter()
+            clean = side_by_side(item.frame, picture)
+            if on_frame is not None:
+                on_frame(item, picture)
+            recent = (recent + [t1])[-30:]
+            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+            shown = overlay(clean, fps, (t1 - item.started) * 1e3, backend) if outputs.needs_overlay else None
+            keep_going = outputs.show(item.index, clean, shown)
+            t2 = time.perf_counter()
+            for stage in ("capture", "preprocessing", "inference"):
+                stage_ms[stage].append(item.timing.get(stage, math.nan))
+            stage_ms["decoding"].append((t1 - t0) * 1e3)
+            stage_ms["display"].append((t2 - t1) * 1e3)
+            latency.append((t2 - item.started) * 1e3)
+            if not keep_going:
+                stopped_by = "stopped by the user"
+                break
+        else:
+            stopped_by = "source ended or --frames reached"
+    except KeyboardInterrupt:
+        stopped_by = "interrupted (Ctrl-C)"
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+    seconds = time.perf_counter() - begun
+    return RunSummary(backend, source_name, len(latency), seconds, stopped_by, stage_ms, latency, shows)

@@ -1,0 +1,72 @@
+"""What a backend hands the shared pipeline per frame, and what a run reports at the end."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STAGES = ("capture", "preprocessing", "inference", "decoding", "display")
+
+
+@dataclass
+class Inferred:
+    """One frame through the network, in frame order.
+
+    ``frame`` is exactly what the network saw (BGR U8, H x W x 3, the camera's preview);
+    ``timing`` holds milliseconds for the stages this backend can see (NaN on a device,
+    where capture and inference happen on the camera); ``started`` is the perf_counter
+    time the frame was captured, from which the latency is measured.
+    """
+
+    index: int
+    frame: np.ndarray
+    outputs: dict[str, np.ndarray]
+    timing: dict[str, float]
+    started: float
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Frames, rates and the per-frame timing split of one run (read by benchmarks)."""
+
+    backend: str
+    source: str
+    frames: int
+    seconds: float
+    stopped_by: str
+    #: per stage, milliseconds for each frame (same length as ``latency_ms``)
+    stage_ms: dict[str, list[float]] = field(default_factory=dict)
+    latency_ms: list[float] = field(default_factory=list)
+    shows: str = ""
+
+    @property
+    def mean_fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def mean_latency_ms(self) -> float:
+        return float(np.mean(self.latency_ms)) if self.latency_ms else math.nan
+
+    def stage_mean_ms(self) -> dict[str, float]:
+        return {s: _nanmean(self.stage_ms.get(s, [])) for s in STAGES}
+
+    def stage_median_ms(self) -> dict[str, float]:
+        return {s: _nanmedian(self.stage_ms.get(s, [])) for s in STAGES}
+
+    def one_line(self) -> str:
+        split = ", ".join(f"{s} {v:.1f}" for s, v in self.stage_mean_ms().items() if not math.isnan(v))
+        return (f"{self.frames} frames in {self.seconds:.2f} s, {self.mean_fps:.1f} FPS mean, "
+                f"{self.mean_latency_ms:.1f} ms mean latency ({self.backend}, {self.source}, {self.stopped_by}); "
+                f"ms per frame: {split}")
+
+
+def _nanmean(values: list[float]) -> float:
+    a = np.asarray(values, dtype=np.float64)
+    return float(np.nanmean(a)) if a.size and not np.isnan(a).all() else math.nan
+
+
+def _nanmedian(values: list[float]) -> float:
+    a = np.asarray(values, dtype=np.float64)
+    return float(np.nanmedian(a)) if a.size and not np.isnan(a).all() else math.nan

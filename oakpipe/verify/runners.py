@@ -1,0 +1,174 @@
+"""Run the same inputs through each stage of the chain.
+
+Every runner returns, per input, a dict of output name -> float32 array. The FP16
+emulation rounds weights and every module's output to float16 (values past 65504 become
+inf, as on the device), with arithmetic inside a layer in float32: neither onnxruntime nor
+OpenVINO gives true FP16 arithmetic on this CPU (OpenVINO would silently use bf16).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+Outputs = dict[str, np.ndarray]
+
+
+def torch_outputs(module, inputs: list[np.ndarray], names: list[str]) -> list[Outputs]:
+    import torch
+
+    results = []
+    with torch.no_grad():
+        for x in inputs:
+            results.append(_named(module(torch.from_numpy(x)), names))
+    return results
+
+
+def _named(result, names: list[str]) -> Outputs:
+    import torch
+
+    if isinstance(result, torch.Tensor):
+        values = [result]
+    elif isinstance(result, dict):
+        values = list(result.values())
+    else:
+        values = list(result)
+    return {n: v.detach().float().numpy() for n, v in zip(names, values)}
+
+
+def fp16_outputs(module, inputs: list[np.ndarray], names: list[str]) -> tuple[list[Outputs], dict[str, list]]:
+    """FP16-rounded run; also returns each module's FP16 output per input, for layer blame."""
+    import torch
+
+    emulated = copy.deepcopy(module).eval()
+    with torch.no_grad():
+        for tensor in list(emulated.parameters()) + list(emulated.buffers()):
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
+    captured: dict[str, list] = {}
+    handles = [m.register_forward_hook(_rounding_hook(name or "(model)", captured))
+               for name, m in emulated.named_modules()]
+    try:
+        results = []
+        with torch.no_grad():
+            for x in inputs:
+                x16 = torch.from_numpy(x).half().float()
+                results.append(_named(emulated(x16), names))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return results, captured
+
+
+def module_outputs(module, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Each named module's (first tensor) output in FP32, for comparison with FP16."""
+    import torch
+
+    captured: dict[str, list] = {}
+    handles = [m.register_forward_hook(_recording_hook(name or "(model)", captured))
+               for name, m in module.named_modules()]
+    try:
+        with torch.no_grad():
+            module(torch.from_numpy(x))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {k: v[0] for k, v in captured.items()}
+
+
+def _first_tensor(output):
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    if isinstance(output, dict) and output:
+        first = next(iter(output.values()))
+        return first if isinstance(first, torch.Tensor) else None
+    return None
+
+
+def _rounding_hook(name: str, captured: dict):
+    import torch
+
+    def hook(_module, _inputs, output):
+        def round16(t):
+            return t.half().float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+
+        if isinstance(output, torch.Tensor):
+            rounded = round16(output)
+        elif isinstance(output, tuple):
+            rounded = tuple(round16(t) for t in output)
+        elif isinstance(output, list):
+            rounded = [round16(t) for t in output]
+        elif isinstance(output, dict):
+            rounded = {k: round16(v) for k, v in output.items()}
+        else:
+            return None
+        first = _first_tensor(rounded)
+        if first is not None:
+            captured.setdefault(name, []).append(first.detach().numpy().copy())
+        return rounded
+
+    return hook
+
+
+def _recording_hook(name: str, captured: dict):
+    def hook(_module, _inputs, output):
+        first = _first_tensor(output)
+        if first is not None:
+            captured.setdefault(name, []).append(first.detach().float().numpy().copy())
+
+    return hook
+
+
+def onnx_outputs(path: Path, feeds: list[np.ndarray], names: list[str]) -> list[Outputs]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    results = []
+    for x in feeds:
+        values = session.run(names, {input_name: x})
+        results.append({n: np.asarray(v, np.float32) for n, v in zip(names, values)})
+    return results
+
+
+def ir_outputs(xml: Path, frames: list[np.ndarray], names: list[str]) -> list[Outputs]:
+    from oakpipe.stages.ir import compile_for_host
+
+    compiled = compile_for_host(xml)
+    results = []
+    for frame in frames:
+        result = compiled(frame[None])
+        results.append({n: np.asarray(result[compiled.output(n)], np.float32) for n in names})
+    return results
+
+
+def onnx_intermediates(path: Path, feed: np.ndarray) -> dict[str, np.ndarray]:
+    """Every float tensor the graph computes, by name, in graph order."""
+    import onnxruntime as ort
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    graph = model.graph
+    known = {v.name: v for v in list(graph.value_info) + list(graph.output)}
+    wanted = []
+    for node in graph.node:
+        for name in node.output:
+            info = known.get(name)
+            if info is not None and info.type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
+                wanted.append(name)
+    existing = {o.name for o in graph.output}
+    graph.output.extend(known[n] for n in wanted if n not in existing)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    values = session.run(wanted, {session.get_inputs()[0].name: feed})
+    return dict(zip(wanted, (np.asarray(v) for v in values)))
+
+
+def node_of_tensor(path: Path) -> dict[str, str]:
+    """tensor name -> the name of the node that computes it."""
+    return {out: node.name for node in onnx.load(str(path)).graph.node for out in node.output}
