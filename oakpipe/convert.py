@@ -107,23 +107,55 @@ def convert(options: ConvertOptions, progress: Progress | None = None) -> Export
         manifest.data["outputs"] = model_info["outputs"]
         manifest.data["complete"] = True
         manifest.save()
+        verdict = stages.verify(source) if options.verify else None
     total = time.perf_counter() - started
     progress.say(f"  {'total':<10} {total:6.2f} s" + ("  (all cached)" if stages.all_cached else ""))
+    if verdict is not None and not verdict["passed"]:
+        from oakpipe.errors import VerificationError
+
+        raise VerificationError(
+            f"{source.name}: {verdict['summary']}",
+            f"see {folder / 'verify.md'}; the artifacts are kept but do not compute what the model computes",
+        )
     return Export(folder, manifest.data)
 
 
 def describe_run(source: ModelSource, options: ConvertOptions) -> dict:
     return {
-        "model": {"name": source.name, "source": source.spec, "kind": source.kind},
+        "model": {"name": source.name, "source": source.resolved_spec, "kind": source.kind},
         "options": {
             "input_shape": list(options.input_shape), "opset": options.opset, "shaves": options.shaves,
-            "weights": str(options.weights) if options.weights else None,
-            "style": str(options.style) if options.style else None, "alpha": options.alpha,
+            "weights": _absolute(options.weights), "style": _absolute(options.style), "alpha": options.alpha,
+            "weights_dir": _absolute(options.weights_dir),
         },
         "preprocessing": {**options.preprocessing.to_dict(), "camera_frame": "BGR888p (U8, planar)",
                           "model_encoding": options.preprocessing.model_encoding},
         "versions": {**tool_versions(), "compiler": f"openvino {OPENVINO_VERSION} (MYRIAD)"},
     }
+
+
+def _absolute(path: Path | None) -> str | None:
+    return str(Path(path).resolve()) if path is not None else None
+
+
+def options_from_manifest(folder: Path, **overrides) -> ConvertOptions:
+    """The options an export folder was made with (to re-verify or re-run it)."""
+    from oakpipe.errors import UserError
+    from oakpipe.preprocessing import Preprocessing
+
+    manifest = Manifest.load(folder)
+    if "model" not in manifest.data:
+        raise UserError(f"{folder} is not an oakpipe export folder (no manifest.json)", "run oakpipe convert first")
+    data, opts = manifest.data, manifest.data["options"]
+    path_or_none = lambda value: Path(value) if value else None  # noqa: E731
+    values = dict(
+        model=data["model"]["source"], input_shape=tuple(opts["input_shape"]), opset=opts["opset"],
+        preprocessing=Preprocessing.from_dict(data["preprocessing"]), shaves=opts["shaves"],
+        weights=path_or_none(opts.get("weights")), style=path_or_none(opts.get("style")),
+        alpha=opts.get("alpha", 1.0), weights_dir=path_or_none(opts.get("weights_dir")), out=folder,
+    )
+    values.update(overrides)
+    return ConvertOptions(**values)
 
 
 class StageRunner:
@@ -134,6 +166,17 @@ class StageRunner:
         self.options = options
         self.progress = progress
         self.all_cached = True
+        self._module = None
+
+    def module(self, source: ModelSource):
+        """The PyTorch module, built at most once per convert (None for ONNX sources)."""
+        if source.kind == "onnx":
+            return None
+        if self._module is None:
+            from oakpipe.models.loader import build_module
+
+            self._module = build_module(source, self.options)
+        return self._module
 
     def _run(self, stage: str, key: dict, names: list[str], body) -> dict:
         record, cached = run_stage(self.manifest, stage, key, names, body, self.options.use_cache)
@@ -159,9 +202,7 @@ class StageRunner:
             if source.kind == "onnx":
                 assert source.path is not None
                 return onnx_export.import_onnx(source.path, options, path)
-            from oakpipe.models.loader import build_module
-
-            return onnx_export.export_torch(build_module(source, options), options, path)
+            return onnx_export.export_torch(self.module(source), options, path)
 
         return self._run("onnx", key, [f"{source.name}.onnx"], body)
 
@@ -221,6 +262,38 @@ class StageRunner:
             return build_archive(name, blob_path, read_blob(blob_path), paths[f"{name}.tar.xz"])
 
         return self._run("archive", key, [f"{name}.tar.xz"], body)
+
+    def verify(self, source: ModelSource) -> dict:
+        from oakpipe.verify.report import REPORT_FILES
+
+        options = self.options
+        key = {
+            "artifacts": {s: self.manifest.stages[s]["artifacts"] for s in ("onnx", "device", "ir")},
+            "source": source.fingerprint(), "extra": extra_inputs(options), "tolerance": options.tolerance,
+            "image": sha256_file(options.verify_image) if options.verify_image else None,
+            "tools": tool_versions("oakpipe", "torch", "onnxruntime", "openvino"),
+        }
+        artifacts = {s: self.manifest.artifact(s, ".xml" if s == "ir" else ".onnx") for s in ("onnx", "device", "ir")}
+
+        def body(paths: dict[str, Path]) -> dict:
+            from oakpipe.verify.api import verify_artifacts
+            from oakpipe.verify.core import parse_tolerances
+            from oakpipe.verify.report import table_lines, write_reports
+
+            report = verify_artifacts(source.name, self.manifest.folder, artifacts, self.manifest.data,
+                                      self.module(source), options.verify_image, parse_tolerances(options.tolerance))
+            write_reports(report, paths)
+            lines = table_lines(report)
+            failed = [s.stage for s in report.stages if not s.passed]
+            summary = "verification passed" if report.passed else (
+                f"stage {report.first_failure} fails; first layer: {report.blame}" if failed
+                else f"{len(report.fp16_flags)} tensor(s) leave the FP16 range")
+            return {"passed": report.passed, "summary": summary, "table": lines}
+
+        info = self._run("verify", key, list(REPORT_FILES), body)
+        for line in info["table"]:
+            self.progress.say("    " + line)
+        return info
 
 
 __all__ = ["convert", "Export", "ConvertOptions", "version_of"]

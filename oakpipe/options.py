@@ -60,6 +60,9 @@ class ConvertOptions:
     style: Path | None = None
     alpha: float = 1.0
     weights_dir: Path | None = None
+    verify: bool = True
+    verify_image: Path | None = None
+    tolerance: str | None = None  # "fp16=30,ir=45": see oakpipe.verify.core.parse_tolerances
 
     def __post_init__(self) -> None:
         validate_input_shape(self.input_shape)
@@ -75,7 +78,7 @@ class ConvertOptions:
             )
         if not 0.0 <= self.alpha <= 1.0:
             raise UserError(f"--alpha {self.alpha} is outside [0, 1]", "0 keeps the content, 1 is full style")
-        for label, path in (("--weights", self.weights), ("--style", self.style)):
+        for label, path in (("--weights", self.weights), ("--style", self.style), ("--image", self.verify_image)):
             if path is not None and not Path(path).is_file():
                 raise UserError(f"{label} {path}: no such file", "check the path")
         if self.weights_dir is not None and not Path(self.weights_dir).is_dir():

@@ -53,7 +53,7 @@ def archive_config(name: str, blob_name: str, blob: BlobInfo) -> dict:
 def build_archive(name: str, blob_path: Path, blob: BlobInfo, archive_path: Path) -> dict:
     config = archive_config(name, blob_path.name, blob)
     payload = json.dumps(config, indent=2).encode()
-    with tarfile.open(archive_path, "w:xz") as tar:
+    with tarfile.open(archive_path, "w:xz", preset=1) as tar:  # blobs barely compress: be quick
         info = tarfile.TarInfo("config.json")
         info.size = len(payload)
         info.mtime = 0  # reproducible archives

@@ -1,0 +1,259 @@
+"""``verify``: prove each stage computes what the PyTorch model computes.
+
+The same inputs (a real photograph and random frames) go through PyTorch FP32 (the
+reference), the ONNX export, the device graph fed the camera's U8 BGR planar frame (the
+preprocessing contract), the OpenVINO IR, and an emulation of the device's FP16. The
+first stage that fails is named, and so is the first layer where it departs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from oakpipe.errors import ModelError, UserError
+from oakpipe.preprocessing import Preprocessing, frame_to_model_input
+from oakpipe.verify import ranges as fp16_ranges
+from oakpipe.verify import runners
+from oakpipe.verify.metrics import Comparison, compare, is_image
+
+STAGE_ORDER = ("onnx", "device", "ir", "fp16")
+STAGE_TITLES = {
+    "onnx": "ONNX (onnxruntime)",
+    "device": "device graph, camera U8 BGR frame",
+    "ir": "OpenVINO IR, FP16 weights",
+    "fp16": "FP16 emulation",
+}
+#: Image outputs pass on PSNR (dB, peak = the reference's range): FP32 stages differ only
+#: by rounding order; the IR stores FP16 weights; the device computes in FP16 (35 dB is
+#: visually lossless). Other outputs pass on max error relative to the reference's range.
+DEFAULT_MIN_PSNR = {"onnx": 80.0, "device": 80.0, "ir": 50.0, "fp16": 35.0}
+DEFAULT_MAX_RELATIVE = {"onnx": 1e-4, "device": 1e-4, "ir": 1e-2, "fp16": 3e-2}
+#: Attribute a model may carry to declare the input it was trained on (Model Optimizer
+#: vocabulary on 0..255 values). Without it the reference is the RGB [0, 1] tensor.
+DECLARED_CONTRACT = "oakpipe_preprocessing"
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    min_psnr: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIN_PSNR))
+    max_relative: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MAX_RELATIVE))
+
+    def passes(self, stage: str, result: Comparison) -> bool:
+        if result.nan or result.inf:
+            return False
+        if result.psnr_db is not None:
+            return result.psnr_db >= self.min_psnr[stage]
+        return result.relative_max <= self.max_relative[stage]
+
+    def describe(self, stage: str, image: bool) -> str:
+        return f">= {self.min_psnr[stage]:g} dB" if image else f"<= {self.max_relative[stage]:g} rel"
+
+    def to_dict(self) -> dict:
+        return {"min_psnr_db": self.min_psnr, "max_relative": self.max_relative}
+
+
+def parse_tolerances(text: str | None) -> Tolerances:
+    """``fp16=30,ir=45`` (dB for image outputs) or ``fp16=0.05`` (relative, other outputs)."""
+    tolerances = Tolerances()
+    if not text:
+        return tolerances
+    for part in text.split(","):
+        stage, _, value = part.partition("=")
+        stage = stage.strip()
+        if stage not in STAGE_ORDER or not value:
+            raise UserError(f"--tolerance {part!r} is not STAGE=VALUE", f"stages: {', '.join(STAGE_ORDER)}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise UserError(f"--tolerance {part!r}: {value!r} is not a number", "e.g. --tolerance fp16=30") from None
+        target = tolerances.min_psnr if number >= 1 else tolerances.max_relative
+        target[stage] = number
+    return tolerances
+
+
+@dataclass
+class StageResult:
+    stage: str
+    output: str
+    comparison: Comparison | None
+    passed: bool
+    tolerance: str
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return {"stage": self.stage, "title": STAGE_TITLES[self.stage], "output": self.output,
+                "passed": self.passed, "tolerance": self.tolerance, "note": self.note,
+                **(self.comparison.to_dict() if self.comparison else {})}
+
+
+@dataclass
+class VerifyReport:
+    model: str
+    inputs: list[str]
+    reference: str
+    stages: list[StageResult]
+    first_failure: str | None = None
+    blame: str | None = None
+    ranges: list = field(default_factory=list)
+    preflight: dict | None = None
+
+    @property
+    def fp16_flags(self) -> list:
+        return fp16_ranges.flagged(self.ranges)
+
+    @property
+    def passed(self) -> bool:
+        return all(s.passed for s in self.stages) and not self.fp16_flags
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model, "passed": self.passed, "inputs": self.inputs, "reference": self.reference,
+            "stages": [s.to_dict() for s in self.stages], "first_failure": self.first_failure,
+            "blame": self.blame, "fp16_range": [r.to_dict() for r in self.ranges],
+            "fp16_flags": [fp16_ranges.describe(r) for r in self.fp16_flags], "preflight": self.preflight,
+        }
+
+
+@dataclass(frozen=True)
+class VerifySubject:
+    """What is verified: the artifacts, the contract, and the PyTorch module if there is one."""
+
+    name: str
+    model_onnx: Path
+    device_onnx: Path
+    ir: Path
+    preprocessing: Preprocessing
+    input_shape: tuple[int, int, int, int]
+    output_names: list[str]
+    module: object | None = None  # torch.nn.Module; None for a model that started as ONNX
+
+
+def reference_contract(subject: VerifySubject) -> Preprocessing:
+    declared = getattr(subject.module, DECLARED_CONTRACT, None) if subject.module is not None else None
+    if declared is None:
+        return Preprocessing() if subject.module is not None else subject.preprocessing
+    return declared if isinstance(declared, Preprocessing) else Preprocessing.from_dict(dict(declared))
+
+
+def verify_subject(subject: VerifySubject, frames: list[tuple[str, np.ndarray]],
+                   tolerances: Tolerances | None = None) -> VerifyReport:
+    tolerances = tolerances or Tolerances()
+    truth = reference_contract(subject)
+    labels = [label for label, _ in frames]
+    raw = [frame for _, frame in frames]
+    xs = [frame_to_model_input(frame, truth) for frame in raw]
+    names = subject.output_names
+
+    if subject.module is not None:
+        reference = runners.torch_outputs(subject.module, xs, names)
+        reference_label = "PyTorch FP32"
+    else:
+        reference = runners.onnx_outputs(subject.model_onnx, xs, names)
+        reference_label = "ONNX (onnxruntime), the model's own format"
+    check_reference_is_finite(reference, labels)
+
+    candidates: dict[str, list[dict] | None] = {
+        "onnx": runners.onnx_outputs(subject.model_onnx, xs, names) if subject.module is not None else None,
+        "device": runners.onnx_outputs(subject.device_onnx, [f[None].astype(np.float32) for f in raw], names),
+        "ir": runners.ir_outputs(subject.ir, raw, names),
+    }
+    fp16_captured: dict = {}
+    if subject.module is not None:
+        candidates["fp16"], fp16_captured = runners.fp16_outputs(subject.module, xs, names)
+    else:
+        candidates["fp16"] = None
+
+    report = VerifyReport(subject.name, labels, reference_label, [])
+    for stage in STAGE_ORDER:
+        report.stages += stage_results(stage, reference, candidates[stage], names, tolerances)
+    report.ranges = fp16_ranges.activation_ranges(subject.model_onnx, xs)
+    failed = [s for s in report.stages if not s.passed]
+    if failed:
+        report.first_failure = failed[0].stage
+        report.blame = blame(failed[0].stage, subject, truth, raw[0], xs[0], fp16_captured)
+    return report
+
+
+def check_reference_is_finite(reference: list[dict], labels: list[str]) -> None:
+    for label, outputs in zip(labels, reference):
+        for name, value in outputs.items():
+            if not np.isfinite(value).all():
+                raise ModelError(
+                    f"the PyTorch model itself produces NaN/Inf in output {name!r} on the {label} input",
+                    "this is not a conversion fault: fix the model (or its weights) first",
+                )
+
+
+def stage_results(stage: str, reference: list[dict], candidate: list[dict] | None, names: list[str],
+                  tolerances: Tolerances) -> list[StageResult]:
+    results = []
+    for name in names:
+        image = is_image(reference[0][name].shape)
+        if candidate is None:
+            note = "reference" if stage == "onnx" else "needs the PyTorch module"
+            results.append(StageResult(stage, name, None, True, tolerances.describe(stage, image), note))
+            continue
+        worst = worst_comparison([compare(r[name], c[name]) for r, c in zip(reference, candidate)])
+        results.append(StageResult(stage, name, worst, tolerances.passes(stage, worst),
+                                   tolerances.describe(stage, image)))
+    return results
+
+
+def worst_comparison(items: list[Comparison]) -> Comparison:
+    def badness(c: Comparison) -> tuple:
+        return (c.nan + c.inf, -(c.psnr_db if c.psnr_db is not None else 0.0), c.relative_max)
+
+    return max(items, key=badness)
+
+
+def blame(stage: str, subject: VerifySubject, truth: Preprocessing, frame: np.ndarray, x: np.ndarray,
+          fp16_captured: dict) -> str:
+    if stage == "device":
+        return blame_device_graph(subject, truth, frame, x)
+    if stage in ("ir", "fp16") and subject.module is not None:
+        return blame_fp16(subject.module, x, fp16_captured)
+    if stage == "onnx":
+        return "the ONNX export computes differently from PyTorch (look for ops that behave differently in export)"
+    return f"the {STAGE_TITLES[stage]} stage"
+
+
+def blame_device_graph(subject: VerifySubject, truth: Preprocessing, frame: np.ndarray, x: np.ndarray) -> str:
+    from oakpipe.stages.blob import pytorch_module_of
+    from oakpipe.stages.device_graph import MODEL_INPUT
+
+    device = runners.onnx_intermediates(subject.device_onnx, frame[None].astype(np.float32))
+    if not np.allclose(device[MODEL_INPUT], x, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(x).max()))):
+        given = subject.preprocessing
+        return (
+            "the camera preprocessing: the device graph feeds the model "
+            f"(frame{'[RGB]' if given.reverse_input_channels else '[BGR]'} - {list(given.mean)}) / {list(given.scale)}, "
+            f"but the model expects (frame{'[RGB]' if truth.reverse_input_channels else '[BGR]'} - "
+            f"{list(truth.mean)}) / {list(truth.scale)}: fix --mean-values/--scale-values/"
+            f"--[no-]reverse-input-channels (or declare `{DECLARED_CONTRACT}` on the model)"
+        )
+    model = runners.onnx_intermediates(subject.model_onnx, x)
+    nodes = runners.node_of_tensor(subject.device_onnx)
+    for name, value in device.items():
+        if name in model and not np.allclose(value, model[name], rtol=1e-3, atol=1e-4):
+            node = nodes.get(name, name)
+            module = pytorch_module_of(node)
+            return f"ONNX node {node}" + (f" (PyTorch module {module})" if module else "")
+    return "the device graph (no single layer stands out)"
+
+
+def blame_fp16(module, x: np.ndarray, fp16_captured: dict) -> str:
+    exact = runners.module_outputs(module, x)
+    for name, values in fp16_captured.items():
+        reference = exact.get(name)
+        if reference is None or not values:
+            continue
+        emulated = values[0]
+        if not np.isfinite(emulated).all():
+            return f"PyTorch module {name} (FP16 overflow: inf/NaN)"
+        spread = float(np.abs(reference).max()) or 1.0
+        if float(np.abs(emulated - reference).max()) / spread > 1e-2:
+            return f"PyTorch module {name} (first to lose FP16 precision: > 1% of its range)"
+    return "FP16 rounding spread over many layers (no single layer stands out)"

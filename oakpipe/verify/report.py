@@ -1,0 +1,54 @@
+"""The verify report: a table for the terminal, verify.json, verify.md and a range chart."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from oakpipe.manifest import write_atomic
+from oakpipe.verify import ranges as fp16_ranges
+from oakpipe.verify.core import STAGE_TITLES, VerifyReport
+
+REPORT_FILES = ("verify.json", "verify.md", "verify_ranges.png")
+
+
+def _number(value: float | None, fmt: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return format(value, fmt)
+
+
+def table_lines(report: VerifyReport) -> list[str]:
+    header = (f"{'stage':<36} {'output':<10} {'max abs':>9} {'mean abs':>9} {'PSNR dB':>8} "
+              f"{'cosine':>8} {'NaN/Inf':>7} {'tolerance':>12}  result")
+    lines = [f"verify {report.model}: reference {report.reference}; inputs {', '.join(report.inputs)}", header]
+    for stage in report.stages:
+        c = stage.comparison
+        verdict = stage.note if c is None else ("pass" if stage.passed else "FAIL")
+        lines.append(
+            f"{STAGE_TITLES[stage.stage]:<36} {stage.output[:10]:<10} "
+            f"{_number(c and c.max_abs, '9.2e'):>9} {_number(c and c.mean_abs, '9.2e'):>9} "
+            f"{_number(c and c.psnr_db, '8.1f'):>8} {_number(c and c.cosine, '8.5f'):>8} "
+            f"{(str(c.nan + c.inf) if c else '-'):>7} {stage.tolerance:>12}  {verdict}"
+        )
+    flags = report.fp16_flags
+    lines.append(f"FP16 range: {len(report.ranges)} tensors checked, {len(flags)} flagged")
+    lines += [f"  ! {fp16_ranges.describe(r)}" for r in flags]
+    if flags:
+        lines.append(f"  remedies: {fp16_ranges.REMEDIES}")
+    if report.first_failure:
+        lines.append(f"first failing stage: {STAGE_TITLES[report.first_failure]}; first layer: {report.blame}")
+    lines.append("verify: PASSED" if report.passed else "verify: FAILED")
+    return lines
+
+
+def write_reports(report: VerifyReport, paths: dict[str, Path]) -> None:
+    """Write the three report files to the given (temporary) paths."""
+    write_atomic(paths["verify.json"], (json.dumps(report.to_dict(), indent=1) + "\n").encode())
+    markdown = ["# oakpipe verify: " + report.model, "", "```", *table_lines(report), "```", "",
+                "![activation ranges](verify_ranges.png)", ""]
+    write_atomic(paths["verify.md"], "\n".join(markdown).encode())
+    fp16_ranges.draw_chart(report.ranges, paths["verify_ranges.png"])
