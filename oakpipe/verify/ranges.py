@@ -70,7 +70,7 @@ def describe(rng: TensorRange) -> str:
     return f"{where} stays below |x| = {rng.max_abs:.3g} (FP16 keeps almost no precision there)"
 
 
-def draw_chart(ranges: list[TensorRange], path: Path, limit: int = 60) -> None:
+def draw_chart(ranges: list[TensorRange], path: Path, limit: int = 400) -> None:
     """Bars of log10 |x| per tensor (graph order) with the FP16 limit as a red line."""
     import cv2
 
@@ -83,11 +83,11 @@ def draw_chart(ranges: list[TensorRange], path: Path, limit: int = 60) -> None:
         level = np.clip(np.log10(max(value, 10**low)), low, high)
         return int(height - margin - (level - low) / (high - low) * (height - 2 * margin))
 
-    bar = max(2, (width - 2 * margin) // max(1, len(shown)))
+    bar = (width - 2 * margin) / max(1, len(shown))
     colours = {"ok": (160, 120, 40), "overflow": (40, 40, 220), "underflow": (40, 160, 220)}
     for index, rng in enumerate(shown):
-        x0 = margin + index * bar
-        cv2.rectangle(canvas, (x0, y_of(rng.max_abs)), (x0 + bar - 1, height - margin), colours[rng.verdict], -1)
+        x0, x1 = int(margin + index * bar), int(margin + (index + 1) * bar) - 1
+        cv2.rectangle(canvas, (x0, y_of(rng.max_abs)), (max(x0, x1), height - margin), colours[rng.verdict], -1)
     limit_y = y_of(FP16_MAX)
     cv2.line(canvas, (margin, limit_y), (width - margin, limit_y), (0, 0, 255), 2)
     cv2.putText(canvas, "FP16 max 65504", (width - 220, limit_y - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 255), 1)
