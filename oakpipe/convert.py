@@ -44,7 +44,11 @@ class Export:
 
     @property
     def device_onnx(self) -> Path:
-        return self.path("device", ".onnx")
+        """The device graph: ONNX, or the user's IR (.xml) for a chain that started at one."""
+        try:
+            return self.path("device", ".onnx")
+        except KeyError:
+            return self.path("device", ".xml")
 
     @property
     def ir(self) -> Path:
@@ -69,7 +73,8 @@ class Export:
         manifest = Manifest.load(folder)
         if not manifest.data.get("complete"):
             raise UserError(f"{folder} holds no complete export", "run oakpipe convert first (or again)")
-        for stage in STAGES:
+        needed = [s for s in STAGES if s != "onnx" or manifest.data["model"].get("kind") != "ir"]
+        for stage in needed:
             if not manifest.is_fresh(stage, manifest.stages.get(stage, {}).get("key", "")):
                 raise UserError(f"{folder}: the {stage} artifact is missing or changed since convert",
                                 "run oakpipe convert again")
@@ -98,16 +103,22 @@ def convert(options: ConvertOptions, progress: Progress | None = None) -> Export
         manifest = Manifest.load(folder)
         manifest.data.update(describe_run(source, options))
         stages = StageRunner(manifest, options, progress)
-        model_info = stages.onnx(source)
-        device_info = stages.device()
+        if source.kind == "ir":  # a 2021.4 IR is already a device graph: nothing to export
+            manifest.stages.pop("onnx", None)
+            device_info = model_info = stages.device_from_ir(source)
+        else:
+            model_info = stages.onnx(source)
+            device_info = stages.device()
         stages.ir()
         blob_info = stages.blob()
         stages.archive(blob_info)
+        verifiable = options.verify and source.kind != "ir"  # an IR has no upstream model to compare with
+        verdict = stages.verify(source) if verifiable else None
         manifest.data["inputs"] = device_info["inputs"]
         manifest.data["outputs"] = model_info["outputs"]
-        manifest.data["complete"] = True
+        manifest.data["verified"] = None if verdict is None else verdict["passed"]
+        manifest.data["complete"] = True  # every artifact is written (verified or not)
         manifest.save()
-        verdict = stages.verify(source) if options.verify else None
     total = time.perf_counter() - started
     progress.say(f"  {'total':<10} {total:6.2f} s" + ("  (all cached)" if stages.all_cached else ""))
     if verdict is not None and not verdict["passed"]:
@@ -219,10 +230,31 @@ class StageRunner:
 
         return self._run("device", key, [f"{name}_device.onnx"], body)
 
+    def device_from_ir(self, source: ModelSource) -> dict:
+        name = self.manifest.data["model"]["name"]
+        key = {"source": source.fingerprint(), "input_shape": self.options.input_shape,
+               "preprocessing": self.options.preprocessing.to_dict(), "tools": tool_versions("oakpipe", "openvino")}
+        names = [f"{name}_device.xml", f"{name}_device.bin"]
+
+        def body(paths: dict[str, Path]) -> dict:
+            from oakpipe.stages.ir_import import import_ir
+
+            assert source.path is not None
+            return import_ir(source.path, self.options, paths[names[0]], paths[names[1]])
+
+        return self._run("device", key, names, body)
+
+    def device_graph(self) -> Path:
+        """The device ONNX, or the user's IR when the chain started at one."""
+        for name in self.manifest.stages["device"]["artifacts"]:
+            if name.endswith((".onnx", ".xml")):
+                return self.manifest.folder / name
+        raise KeyError("device graph")
+
     def ir(self) -> dict:
         name = self.manifest.data["model"]["name"]
         key = {"device": self._sha("device"), "tools": tool_versions("oakpipe", "openvino")}
-        device_onnx = self.manifest.artifact("device", ".onnx")
+        device_onnx = self.device_graph()
 
         def body(paths: dict[str, Path]) -> dict:
             from oakpipe.stages.ir import build_ir
@@ -241,7 +273,7 @@ class StageRunner:
         blob_name = blob_file_name(name, self.options.shaves)
         key = {"device": self._sha("device"), "shaves": self.options.shaves, "compiler": OPENVINO_VERSION,
                "worker": sha256_file(WORKER), "tools": tool_versions("oakpipe", "depthai")}
-        device_onnx = self.manifest.artifact("device", ".onnx")
+        device_onnx = self.device_graph()
 
         def body(paths: dict[str, Path]) -> dict:
             from oakpipe.stages.blob import build_blob

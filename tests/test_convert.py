@@ -70,7 +70,7 @@ def test_ir_on_the_host_halves_the_rgb_frame(halve_export):
 def test_small_cnn_with_common_layers_converts(tmp_path):
     export = convert(ConvertOptions(model=f"{MODELS_FILE}:small_cnn", input_shape=(1, 3, 64, 64),
                                     preprocessing=Preprocessing(mean=(127.5,) * 3, scale=(127.5,) * 3),
-                                    out=tmp_path / "cnn"))
+                                    out=tmp_path / "cnn", verify=False))  # the model was not trained so
     info = read_blob(export.blob)
     assert info.inputs[0].dims == [64, 64, 3, 1] and info.outputs[0].data_type == "FP16"
 

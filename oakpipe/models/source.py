@@ -1,7 +1,8 @@
 """What MODEL on the command line names, resolved without importing torch.
 
-``halve`` (a built-in), ``path/to/file.py:NAME`` (a PyTorch module in a user's file), or
-``path/to/model.onnx`` (start the chain at ONNX). The fingerprint feeds the cache key, so
+``halve`` (a built-in), ``path/to/file.py:NAME`` (a PyTorch module in a user's file),
+``path/to/model.onnx`` (start the chain at ONNX), or ``path/to/model.xml`` (an OpenVINO IR
+v10 from the 2021.4 Model Optimizer, with its ``.bin`` beside it). The fingerprint feeds the cache key, so
 it hashes file contents rather than building the model: a cached convert stays fast.
 """
 
@@ -18,7 +19,7 @@ from oakpipe.models import BUILTINS
 
 @dataclass(frozen=True)
 class ModelSource:
-    kind: str  # "builtin" | "python" | "onnx"
+    kind: str  # "builtin" | "python" | "onnx" | "ir"
     name: str  # the export's name: file names and the default folder derive from it
     spec: str
     path: Path | None = None
@@ -38,6 +39,8 @@ class ModelSource:
             return {"builtin": self.name, "sources": {f.name: sha256_file(f) for f in files}}
         assert self.path is not None
         data = {self.kind: str(self.path.name), "sha256": sha256_file(self.path)}
+        if self.kind == "ir":
+            data["bin_sha256"] = sha256_file(self.path.with_suffix(".bin"))
         if self.kind == "python":
             data["attr"] = self.attr
             # Local helper modules beside the file often hold the layers: key them too.
@@ -67,6 +70,12 @@ def parse_model_spec(spec: str) -> ModelSource:
         if not path.is_file():
             raise UserError(f"ONNX file {spec} not found", "check the path")
         return ModelSource("onnx", safe_name(path.stem), spec, path.resolve())
+    if path.suffix.lower() == ".xml":
+        if not path.is_file():
+            raise UserError(f"IR file {spec} not found", "check the path")
+        if not path.with_suffix(".bin").is_file():
+            raise UserError(f"{spec} has no {path.with_suffix('.bin').name} beside it", "keep the IR's .xml and .bin together")
+        return ModelSource("ir", safe_name(path.stem), spec, path.resolve())
     if path.suffix == ".py":
         raise UserError(
             f"{spec} names a file but not the model in it", f"use {spec}:NAME, NAME a Module class or factory"
@@ -74,5 +83,5 @@ def parse_model_spec(spec: str) -> ModelSource:
     names = ", ".join(sorted(BUILTINS))
     raise UserError(
         f"unknown model {spec!r}",
-        f"use a built-in ({names}), path/to/file.py:NAME or path/to/model.onnx",
+        f"use a built-in ({names}), path/to/file.py:NAME, path/to/model.onnx or path/to/model.xml (IR)",
     )

@@ -15,11 +15,15 @@ from oakpipe.errors import UnsupportedModelError
 HOST_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
-def build_ir(device_onnx: Path, xml_path: Path) -> dict:
+def build_ir(device_graph: Path, xml_path: Path) -> dict:
+    """From the device ONNX, or from a user's 2021.4 IR (v10) when the chain started there."""
     import openvino as ov
 
     try:
-        model = ov.convert_model(str(device_onnx))
+        if device_graph.suffix == ".xml":
+            model = ov.Core().read_model(str(device_graph))
+        else:
+            model = ov.convert_model(str(device_graph))
     except Exception as exc:
         raise UnsupportedModelError(
             f"OpenVINO could not convert the ONNX graph: {str(exc).strip().splitlines()[0]}",
