@@ -18,14 +18,21 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     from oakpipe.options import DEFAULT_INPUT_SHAPE
 
     shape = ",".join(map(str, DEFAULT_INPUT_SHAPE))
-    parser.add_argument("model", help="built-in name (halve), path/to/file.py:NAME or path/to/model.onnx")
+    parser.add_argument("model", nargs="?", help="built-in name (halve), path/to/file.py:NAME or "
+                        "path/to/model.onnx (optional when --config sets input_model)")
+    parser.add_argument("--config", type=Path, help="YAML file with modelconverter-style keys (input_model, shape, "
+                        "mean_values, scale_values, encoding, rvc2.number_of_shaves, opset, weights, style, alpha, "
+                        "output_dir); options typed here win over the file")
+    parser.add_argument("--compiler", choices=["offline", "blobconverter"], default="offline",
+                        help="offline: the private OpenVINO 2021.4 compiler (default); blobconverter: UPLOAD the "
+                        "model to Luxonis' web compiler (OAKPIPE_BLOBCONVERTER_URL sets the server)")
     parser.add_argument("--input-shape", default=shape, help=f"N,C,H,W of the model input (default {shape})")
     parser.add_argument("--opset", type=int, default=12, help="ONNX opset, 11 to 13 (default 12)")
-    parser.add_argument("--mean-values", default="0,0,0", help="R,G,B subtracted from the 0..255 frame "
+    parser.add_argument("--mean-values", help="R,G,B subtracted from the 0..255 frame "
                         "(model channel order; 'imagenet' allowed; default 0,0,0)")
-    parser.add_argument("--scale-values", default="255,255,255", help="R,G,B the frame is divided by after "
+    parser.add_argument("--scale-values", help="R,G,B the frame is divided by after "
                         "the mean (default 255,255,255: a model on [0, 1])")
-    parser.add_argument("--reverse-input-channels", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--reverse-input-channels", action=argparse.BooleanOptionalAction, default=None,
                         help="the model takes RGB (the camera sends BGR): reverse the channels (default on)")
     parser.add_argument("--shaves", type=int, default=6, help="SHAVE cores for the blob, 1 to 16 (default 6)")
     parser.add_argument("--weights", type=Path, help="state dict (.pt/.pth) for a file.py:NAME model")
@@ -34,21 +41,40 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights-dir", type=Path, help="folder with vgg_normalised.pth and decoder.pth (adain)")
     parser.add_argument("--out", type=Path, help="export folder (default exports/<model-name>)")
     parser.add_argument("--no-cache", action="store_true", help="recompute every stage")
+    parser.add_argument("--no-verify", action="store_true", help="skip the stage-by-stage verification")
+    parser.add_argument("--image", type=Path, help="photograph to verify on (default: a built-in one)")
+    parser.add_argument("--tolerance", help="per-stage limits, e.g. fp16=30,ir=45 (dB for image outputs) "
+                        "or fp16=0.05 (max error relative to the output's range)")
+    from oakpipe.config_file import track_explicit
+
+    track_explicit(parser)  # so that options typed here win over --config, even at their default values
+
+
+def contract_defaults(model: str | None) -> tuple[str, str, bool]:
+    """(mean, scale, reverse) when none is given: RGB on [0, 1]; for an IR (.xml), its own."""
+    if model and model.lower().endswith(".xml"):
+        return "0,0,0", "1,1,1", False
+    return "0,0,0", "255,255,255", True
 
 
 def convert_options(args: argparse.Namespace):
     from oakpipe.options import ConvertOptions, parse_input_shape
     from oakpipe.preprocessing import Preprocessing, parse_channel_values
+    from oakpipe.config_file import apply_config
 
+    args = apply_config(args)  # --config fills what was not typed; no MODEL at all is an error
+    mean, scale, reverse = contract_defaults(args.model)
     pre = Preprocessing(
-        mean=parse_channel_values(args.mean_values, "--mean-values"),
-        scale=parse_channel_values(args.scale_values, "--scale-values"),
-        reverse_input_channels=args.reverse_input_channels,
+        mean=parse_channel_values(args.mean_values or mean, "--mean-values"),
+        scale=parse_channel_values(args.scale_values or scale, "--scale-values"),
+        reverse_input_channels=reverse if args.reverse_input_channels is None else args.reverse_input_channels,
     )
     return ConvertOptions(
         model=args.model, input_shape=parse_input_shape(args.input_shape), opset=args.opset,
         preprocessing=pre, shaves=args.shaves, weights=args.weights, out=args.out,
         use_cache=not args.no_cache, style=args.style, alpha=args.alpha, weights_dir=args.weights_dir,
+        verify=not args.no_verify, verify_image=args.image, tolerance=args.tolerance,
+        compiler=args.compiler,
     )
 
 
@@ -66,9 +92,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def print_export(export) -> None:
     blob = export.manifest["stages"]["blob"]["info"]["blob"]
     print(f"export folder: {export.folder}")
-    for label, path in (("onnx", export.onnx), ("device onnx", export.device_onnx), ("ir", export.ir),
-                        ("blob", export.blob), ("nn archive", export.archive)):
-        print(f"  {label:<12} {path}")
+    labels = {"onnx": "onnx", "device": "device graph", "ir": "ir", "blob": "blob", "archive": "nn archive"}
+    for stage, label in labels.items():
+        for name in export.manifest["stages"].get(stage, {}).get("artifacts", {}):
+            if not name.endswith(".bin"):
+                print(f"  {label:<12} {export.folder / name}")
     print(f"  {'manifest':<12} {export.folder / 'manifest.json'}")
     for port in blob["inputs"]:
         print(f"depthai reads: input {port['name']} {port['dims']} {port['data_type']}, "
@@ -128,6 +156,24 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return run_and_report(export.folder, run, progress)
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """verify = convert (every artifact cached) with the verification stage forced on."""
+    from dataclasses import replace
+
+    from oakpipe.convert import convert, options_from_manifest
+
+    progress = Progress(quiet=args.quiet)
+    target = Path(args.model) if args.model else None  # None: --config names the model
+    if target is not None and target.is_dir():
+        options = options_from_manifest(target, verify_image=args.image, tolerance=args.tolerance)
+    else:
+        options = replace(convert_options(args), verify=True)
+    progress.say(f"oakpipe verify {options.model}")
+    export = convert(options, progress)  # prints the table, raises VerificationError on a failure
+    print(f"verified: {export.folder / 'verify.md'} (and verify.json, verify_ranges.png)")
+    return 0
+
+
 def cmd_toolchain(args: argparse.Namespace) -> int:
     from oakpipe import toolchain
 
@@ -139,6 +185,14 @@ def cmd_toolchain(args: argparse.Namespace) -> int:
     current = toolchain.status()
     print("\n".join(current.lines()))
     return 0 if current.installed else 1
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from oakpipe.doctor import run_checks, table_lines
+
+    rows = run_checks(compile_probe=not args.no_compile)
+    print("\n".join(table_lines(rows)))
+    return 1 if any(row.status == "fail" for row in rows) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,10 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(deploy)
     deploy.set_defaults(func=cmd_deploy)
 
+    verify = sub.add_parser("verify", help="prove every stage computes what the PyTorch model computes")
+    add_convert_options(verify)
+    verify.set_defaults(func=cmd_verify)
+
     tool = sub.add_parser("toolchain", help="the private OpenVINO 2021.4 MyriadX compiler")
     tool.add_argument("action", choices=["status", "install"])
     tool.add_argument("--force", action="store_true", help="reinstall even if it works")
     tool.set_defaults(func=cmd_toolchain)
+
+    doctor = sub.add_parser("doctor", help="check this machine: versions, compiler, OAK devices, display")
+    doctor.add_argument("--no-compile", action="store_true", help="skip the test compile of a 1-op model")
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 

@@ -11,11 +11,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from oakpipe.manifest import Manifest, export_lock, run_stage, sha256_file
+from oakpipe.manifest import Manifest, export_lock, run_stage, sha256_file, sha256_json
 from oakpipe.models.source import ModelSource, parse_model_spec
 from oakpipe.options import ConvertOptions
 from oakpipe.progress import Progress
-from oakpipe.toolchain import OPENVINO_VERSION, WORKER
+from oakpipe.toolchain import OPENVINO_VERSION
 from oakpipe.versions import tool_versions, version_of
 
 STAGES = ("onnx", "device", "ir", "blob", "archive")
@@ -137,12 +137,22 @@ def describe_run(source: ModelSource, options: ConvertOptions) -> dict:
         "options": {
             "input_shape": list(options.input_shape), "opset": options.opset, "shaves": options.shaves,
             "weights": _absolute(options.weights), "style": _absolute(options.style), "alpha": options.alpha,
-            "weights_dir": _absolute(options.weights_dir),
+            "weights_dir": _absolute(options.weights_dir), "compiler": options.compiler,
         },
         "preprocessing": {**options.preprocessing.to_dict(), "camera_frame": "BGR888p (U8, planar)",
                           "model_encoding": options.preprocessing.model_encoding},
         "versions": {**tool_versions(), "compiler": f"openvino {OPENVINO_VERSION} (MYRIAD)"},
     }
+
+
+PACKAGE = Path(__file__).parent
+VERIFY_CODE = ("verify/core.py", "verify/runners.py", "verify/ranges.py", "verify/metrics.py",
+               "verify/samples.py", "verify/report.py", "data/astronaut.jpg")
+
+
+def code_hash(*relative: str) -> str:
+    """A stage's own code is one of its tools: a change to it must invalidate the cache."""
+    return sha256_json({name: sha256_file(PACKAGE / name) for name in relative})
 
 
 def _absolute(path: Path | None) -> str | None:
@@ -164,6 +174,7 @@ def options_from_manifest(folder: Path, **overrides) -> ConvertOptions:
         preprocessing=Preprocessing.from_dict(data["preprocessing"]), shaves=opts["shaves"],
         weights=path_or_none(opts.get("weights")), style=path_or_none(opts.get("style")),
         alpha=opts.get("alpha", 1.0), weights_dir=path_or_none(opts.get("weights_dir")), out=folder,
+        compiler=opts.get("compiler", "offline"),  # re-verifying must not switch compilers
     )
     values.update(overrides)
     return ConvertOptions(**values)
@@ -204,6 +215,7 @@ class StageRunner:
             "source": source.fingerprint(), "extra": extra_inputs(options),
             "input_shape": options.input_shape, "opset": options.opset, "alpha": options.alpha,
             "tools": tool_versions("oakpipe", "torch", "onnx", "onnxslim"),
+            "code": code_hash("stages/onnx_export.py", "models/loader.py"),
         }
 
         def body(paths: dict[str, Path]) -> dict:
@@ -220,7 +232,8 @@ class StageRunner:
     def device(self) -> dict:
         name = self.manifest.data["model"]["name"]
         key = {"onnx": self._sha("onnx"), "preprocessing": self.options.preprocessing.to_dict(),
-               "tools": tool_versions("oakpipe", "onnx")}
+               "tools": tool_versions("oakpipe", "onnx"),
+               "code": code_hash("stages/device_graph.py")}
         model_onnx = self.manifest.artifact("onnx", ".onnx")
 
         def body(paths: dict[str, Path]) -> dict:
@@ -233,7 +246,8 @@ class StageRunner:
     def device_from_ir(self, source: ModelSource) -> dict:
         name = self.manifest.data["model"]["name"]
         key = {"source": source.fingerprint(), "input_shape": self.options.input_shape,
-               "preprocessing": self.options.preprocessing.to_dict(), "tools": tool_versions("oakpipe", "openvino")}
+               "preprocessing": self.options.preprocessing.to_dict(), "tools": tool_versions("oakpipe", "openvino"),
+               "code": code_hash("stages/ir_import.py")}
         names = [f"{name}_device.xml", f"{name}_device.bin"]
 
         def body(paths: dict[str, Path]) -> dict:
@@ -253,7 +267,8 @@ class StageRunner:
 
     def ir(self) -> dict:
         name = self.manifest.data["model"]["name"]
-        key = {"device": self._sha("device"), "tools": tool_versions("oakpipe", "openvino")}
+        key = {"device": self._sha("device"), "tools": tool_versions("oakpipe", "openvino"),
+               "code": code_hash("stages/ir.py")}
         device_onnx = self.device_graph()
 
         def body(paths: dict[str, Path]) -> dict:
@@ -272,19 +287,40 @@ class StageRunner:
         name = self.manifest.data["model"]["name"]
         blob_name = blob_file_name(name, self.options.shaves)
         key = {"device": self._sha("device"), "shaves": self.options.shaves, "compiler": OPENVINO_VERSION,
-               "worker": sha256_file(WORKER), "tools": tool_versions("oakpipe", "depthai")}
+               "tools": tool_versions("oakpipe", "depthai"),
+               "code": code_hash("stages/blob.py", "blobfile.py", "toolchain/compile_worker.py")}
         device_onnx = self.device_graph()
+        if self.options.compiler != "offline":  # keyed only then: offline exports keep their cache
+            from oakpipe.compilers.blobconverter_client import server_url
+
+            key["compiled_by"] = {"compiler": self.options.compiler, "server": server_url()}
 
         def body(paths: dict[str, Path]) -> dict:
             from oakpipe.stages.blob import build_blob
 
-            return build_blob(device_onnx, paths[blob_name], self.options.shaves)
+            offline = self.options.compiler == "offline"  # the preflight needs the offline compiler
+            report = self.preflight(device_onnx) if offline else None
+            info = build_blob(device_onnx, paths[blob_name], self.options.shaves, self.options.compiler)
+            return {**info, "preflight": report.to_dict() if report else None}
 
         return self._run("blob", key, [blob_name], body)
 
+    def preflight(self, device_graph: Path):
+        """Ask the compiler about every op before compiling the whole model (ONNX graphs only)."""
+        if device_graph.suffix != ".onnx":
+            return None
+        from oakpipe.verify.preflight import preflight, raise_if_rejected
+
+        report = preflight(device_graph, shaves=self.options.shaves)
+        for line in report.lines():
+            self.progress.say("    " + line)
+        raise_if_rejected(report)
+        return report
+
     def archive(self, blob_info: dict) -> dict:
         name = self.manifest.data["model"]["name"]
-        key = {"blob": self._sha("blob"), "name": name, "tools": tool_versions("oakpipe")}
+        key = {"blob": self._sha("blob"), "name": name, "tools": tool_versions("oakpipe"),
+               "code": code_hash("stages/archive.py")}
         blob_path = self.manifest.artifact("blob", ".blob")
 
         def body(paths: dict[str, Path]) -> dict:
@@ -304,6 +340,7 @@ class StageRunner:
             "source": source.fingerprint(), "extra": extra_inputs(options), "tolerance": options.tolerance,
             "image": sha256_file(options.verify_image) if options.verify_image else None,
             "tools": tool_versions("oakpipe", "torch", "onnxruntime", "openvino"),
+            "code": code_hash(*VERIFY_CODE),
         }
         artifacts = {s: self.manifest.artifact(s, ".xml" if s == "ir" else ".onnx") for s in ("onnx", "device", "ir")}
 

@@ -11,6 +11,7 @@ from oakpipe.preprocessing import Preprocessing
 DEFAULT_INPUT_SHAPE = (1, 3, 256, 256)
 SUPPORTED_OPSETS = (11, 12, 13)
 MAX_SHAVES = 16
+COMPILERS = ("offline", "blobconverter")  # offline: the private 2021.4 toolchain; blobconverter: Luxonis' web service
 
 
 def parse_input_shape(text: str) -> tuple[int, int, int, int]:
@@ -63,6 +64,7 @@ class ConvertOptions:
     verify: bool = True
     verify_image: Path | None = None
     tolerance: str | None = None  # "fp16=30,ir=45": see oakpipe.verify.core.parse_tolerances
+    compiler: str = "offline"  # "blobconverter" uploads the model to Luxonis' web compiler (opt-in)
 
     def __post_init__(self) -> None:
         validate_input_shape(self.input_shape)
@@ -78,6 +80,8 @@ class ConvertOptions:
             )
         if not 0.0 <= self.alpha <= 1.0:
             raise UserError(f"--alpha {self.alpha} is outside [0, 1]", "0 keeps the content, 1 is full style")
+        if self.compiler not in COMPILERS:
+            raise UserError(f"--compiler {self.compiler!r} is unknown", f"use one of: {', '.join(COMPILERS)}")
         for label, path in (("--weights", self.weights), ("--style", self.style), ("--image", self.verify_image)):
             if path is not None and not Path(path).is_file():
                 raise UserError(f"{label} {path}: no such file", "check the path")

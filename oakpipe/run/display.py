@@ -17,7 +17,7 @@ import numpy as np
 from oakpipe.errors import UserError
 from oakpipe.run.options import RunOptions
 
-MIN_VIEW_HEIGHT = 360
+MIN_VIEW_HEIGHT = 240  # smaller networks (e.g. 128x128) are upscaled for viewing
 WINDOW_TITLE = "oakpipe run (q or Esc to stop)"
 GUI_HINT = "pip install opencv-python (oakpipe installs the headless build), or use --display none with --record"
 

@@ -68,7 +68,7 @@ def _host_stream(runnable: RunnableExport, options: RunOptions, window: bool, pr
     from oakpipe.run.host import compile_model, host_inferred
     from oakpipe.run.sources import open_source, paced
 
-    source = open_source(options.source, repeat=options.frames)
+    source = open_source(options.source, repeat=options.frames, preview=(runnable.width, runnable.height))
     limit = options.frames
     if limit is None and source.endless and not window:
         limit = DEFAULT_HEADLESS_FRAMES

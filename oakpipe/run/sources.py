@@ -39,11 +39,15 @@ class FrameSource:
             self.release = None
 
 
-def open_source(spec: str, repeat: int | None = None) -> FrameSource:
-    """``sample`` | camera INDEX | VIDEO file | IMAGE file | DIR of images."""
+def open_source(spec: str, repeat: int | None = None, preview: tuple[int, int] | None = None) -> FrameSource:
+    """``sample`` | camera INDEX | VIDEO file | IMAGE file | DIR of images.
+
+    ``preview`` (width, height) sizes the sample scene to the network's input.
+    """
     text = str(spec).strip()
     if text == "sample":
-        return FrameSource("sample scene", sample_frames(), endless=True)
+        size = sample_size(*preview) if preview else SAMPLE_SIZE
+        return FrameSource(f"sample scene {size[0]}x{size[1]}", sample_frames(size), endless=True)
     if text.isdigit():
         return open_camera(int(text))
     path = Path(text).expanduser()
@@ -61,52 +65,65 @@ def open_source(spec: str, repeat: int | None = None) -> FrameSource:
 
 # --- the built-in scene ---------------------------------------------------------------
 
-_BACKGROUND: np.ndarray | None = None
+_BACKGROUNDS: dict[tuple[int, int], np.ndarray] = {}
 
 
-def _background() -> np.ndarray:
+def sample_size(width: int, height: int) -> tuple[int, int]:
+    """A 4:3 'sensor' just large enough to cover a ``width`` x ``height`` preview.
+
+    A synthetic scene has no native resolution, so it is rendered where the camera's crop
+    needs no resize: the emulation then costs what the camera costs (nothing), and the
+    host pipeline's overhead is the pipeline's, not a resampler's.
+    """
+    if width * 3 > height * 4:
+        return width, max(height, round(width * 3 / 4))
+    return max(width, round(height * 4 / 3)), height
+
+
+def _background(w: int, h: int) -> np.ndarray:
     """Colour gradients twice the scene's width, so a moving window over it needs no maths per frame."""
-    global _BACKGROUND
-    if _BACKGROUND is None:
-        w, h = SAMPLE_SIZE
+    if (w, h) not in _BACKGROUNDS:
         x = np.linspace(0, 4 * math.pi, 2 * w, dtype=np.float32)[None, :]
         y = np.linspace(0, 1, h, dtype=np.float32)[:, None]
         blue = 127 + 100 * np.sin(x) * np.ones_like(y)
         green = 40 + 190 * y * np.ones_like(x)
         red = 127 + 100 * np.cos(x / 2 + 3 * y)
-        _BACKGROUND = np.clip(np.stack([blue, green, red], axis=2), 0, 255).astype(np.uint8)
-    return _BACKGROUND
+        _BACKGROUNDS[(w, h)] = np.clip(np.stack([blue, green, red], axis=2), 0, 255).astype(np.uint8)
+    return _BACKGROUNDS[(w, h)]
 
 
-def sample_frame(index: int) -> np.ndarray:
-    """Frame ``index`` of the sample scene: scrolling gradients and coloured moving shapes.
+def sample_frame(index: int, size: tuple[int, int] = SAMPLE_SIZE) -> np.ndarray:
+    """Frame ``index`` of the sample scene at ``size`` (width, height): scrolling gradients and
+    coloured moving shapes.
 
     Deterministic in ``index`` (tests and recordings are reproducible), colourful and
     textured, so a model's output is not the trivial answer to a flat picture.
     """
     import cv2
 
-    w, h = SAMPLE_SIZE
-    shift = (index * 6) % w
-    frame = np.ascontiguousarray(_background()[:, shift : shift + w])
+    w, h = size
+    k = h / 480  # shapes are laid out for 640x480 and scaled
+    shift = round(index * 6 * k) % w
+    frame = np.ascontiguousarray(_background(w, h)[:, shift : shift + w])
     t = index / 30.0
     cx, cy = int(w / 2 + 0.35 * w * math.cos(t)), int(h / 2 + 0.3 * h * math.sin(1.3 * t))
-    cv2.circle(frame, (cx, cy), 60, (40, 40, 230), -1, cv2.LINE_AA)
-    cv2.circle(frame, (cx, cy), 25, (250, 250, 250), -1, cv2.LINE_AA)
-    rx = int((index * 9) % (w + 160)) - 160
-    cv2.rectangle(frame, (rx, h - 150), (rx + 140, h - 40), (30, 200, 60), -1)
+    cv2.circle(frame, (cx, cy), max(2, round(60 * k)), (40, 40, 230), -1, cv2.LINE_AA)
+    cv2.circle(frame, (cx, cy), max(1, round(25 * k)), (250, 250, 250), -1, cv2.LINE_AA)
+    rx = round(((index * 9) % (640 + 160) - 160) * w / 640)
+    cv2.rectangle(frame, (rx, round(h - 150 * k)), (rx + round(140 * k), round(h - 40 * k)), (30, 200, 60), -1)
     angle = t * 2.0
-    pts = np.array([[w * 0.25 + 70 * math.cos(angle + k * 2.094), h * 0.3 + 70 * math.sin(angle + k * 2.094)]
-                    for k in range(3)], np.int32)
+    pts = np.array([[w * 0.25 + 70 * k * math.cos(angle + j * 2.094), h * 0.3 + 70 * k * math.sin(angle + j * 2.094)]
+                    for j in range(3)], np.int32)
     cv2.fillPoly(frame, [pts], (230, 160, 20), cv2.LINE_AA)
-    cv2.putText(frame, f"oakpipe {index:05d}", (100, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2, cv2.LINE_AA)
+    cv2.putText(frame, f"oakpipe {index:05d}", (round(w / 2 - 120 * k), round(40 * k)), cv2.FONT_HERSHEY_SIMPLEX,
+                k, (255, 255, 255), max(1, round(2 * k)), cv2.LINE_AA)
     return frame
 
 
-def sample_frames() -> Iterator[np.ndarray]:
+def sample_frames(size: tuple[int, int] = SAMPLE_SIZE) -> Iterator[np.ndarray]:
     index = 0
     while True:
-        yield sample_frame(index)
+        yield sample_frame(index, size)
         index += 1
 
 

@@ -23,15 +23,21 @@ def blob_file_name(name: str, shaves: int) -> str:
     return f"{name}_openvino_2021.4_{shaves}shave.blob"
 
 
-def build_blob(device_onnx: Path, blob_path: Path, shaves: int) -> dict:
-    result = compile_onnx_to_blob(device_onnx, blob_path, shaves)
+def build_blob(device_onnx: Path, blob_path: Path, shaves: int, compiler: str = "offline") -> dict:
+    if compiler == "blobconverter":  # opt-in only: it uploads the model to Luxonis' server
+        from oakpipe.compilers.blobconverter_client import compile_with_blobconverter
+
+        result = compile_with_blobconverter(device_onnx, blob_path, shaves)
+    else:
+        result = compile_onnx_to_blob(device_onnx, blob_path, shaves)
     if not result["ok"]:
         raise compiler_error(result, device_onnx)
     stamp_version(blob_path)
     info = read_blob(blob_path)
     check_blob(info, shaves)
     return {"blob": info.to_dict(), "compiler": result.get("openvino_version"),
-            "device_wait_skipped": result.get("device_wait_skipped"), "compiler_timings": result.get("timings")}
+            "device_wait_skipped": result.get("device_wait_skipped"), "compiler_timings": result.get("timings"),
+            "compiled_by": compiler, "server": result.get("server")}
 
 
 def check_blob(info: BlobInfo, shaves: int) -> None:

@@ -81,22 +81,8 @@ def status() -> ToolchainStatus:
 
 def compile_onnx_to_blob(onnx_path: Path, blob_path: Path, shaves: int, timeout: float = 600) -> dict:
     """Run the worker; return its result dict (``ok`` False carries the compiler's message)."""
-    python = toolchain_python()
-    if not python.exists():
-        raise ToolchainError("the MyriadX compiler is not installed", f"run: {INSTALL_COMMAND}")
     request = {"onnx": str(onnx_path), "blob": str(blob_path), "shaves": shaves}
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(request, handle)
-        request_path = handle.name
-    env = dict(os.environ, PYTHONNOUSERSITE="1", PYTHONPATH="")
-    try:
-        proc = subprocess.run(
-            [str(python), str(WORKER), request_path], capture_output=True, text=True, timeout=timeout, env=env
-        )
-    except subprocess.TimeoutExpired:
-        raise ToolchainError(f"the MyriadX compiler ran past {timeout:.0f} s", "the model may be too large") from None
-    finally:
-        os.unlink(request_path)
+    proc = run_worker(request, timeout, f"the MyriadX compiler ran past {timeout:.0f} s")
     return _parse_worker_output(proc)
 
 
@@ -107,28 +93,15 @@ def compile_probe_batch(onnx_paths: list[Path], shaves: int = 6, timeout: float 
     are left as the graphs have them. If the compiler kills the process on a probe, that
     probe is reported as a crash (``crashed`` True) and the rest go to a fresh worker.
     """
-    python = toolchain_python()
-    if not python.exists():
-        raise ToolchainError("the MyriadX compiler is not installed", f"run: {INSTALL_COMMAND}")
     from oakpipe.toolchain.compile_worker import PROBE_PREFIX
 
-    env = dict(os.environ, PYTHONNOUSERSITE="1", PYTHONPATH="")
     verdicts: list[dict] = []
     while len(verdicts) < len(onnx_paths):
         pending = onnx_paths[len(verdicts):]
         request = {"probes": [{"onnx": str(p), "blob": None} for p in pending], "shaves": shaves,
                    "input_precision": None, "output_precision": None}
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-            json.dump(request, handle)
-            request_path = handle.name
-        try:
-            proc = subprocess.run([str(python), str(WORKER), request_path], capture_output=True, text=True,
-                                  timeout=timeout, env=env)
-        except subprocess.TimeoutExpired:
-            raise ToolchainError(f"the MyriadX compiler ran past {timeout:.0f} s on {len(pending)} probe graphs",
-                                 "check the toolchain with: oakpipe toolchain status") from None
-        finally:
-            os.unlink(request_path)
+        proc = run_worker(request, timeout, f"the MyriadX compiler ran past {timeout:.0f} s on "
+                                            f"{len(pending)} probe graphs")
         done = [json.loads(line[len(PROBE_PREFIX):]) for line in proc.stdout.splitlines()
                 if line.startswith(PROBE_PREFIX)]
         verdicts += done
@@ -141,6 +114,44 @@ def compile_probe_batch(onnx_paths: list[Path], shaves: int = 6, timeout: float 
             verdicts.append({"ok": False, "crashed": True, "phase": "compile",
                              "message": f"the compiler crashed (exit {proc.returncode}) on this graph: {tail}"[:600]})
     return verdicts
+
+
+def run_worker(request: dict, timeout: float, timeout_message: str, env: dict | None = None):
+    """Run the worker on one request in the private interpreter; return the finished process."""
+    python = toolchain_python()
+    if not python.exists():
+        raise ToolchainError("the MyriadX compiler is not installed", f"run: {INSTALL_COMMAND}")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(request, handle)
+        request_path = handle.name
+    environment = dict(env or os.environ, PYTHONNOUSERSITE="1", PYTHONPATH="")
+    try:
+        return subprocess.run([str(python), str(WORKER), request_path], capture_output=True, text=True,
+                              timeout=timeout, env=environment)
+    except subprocess.TimeoutExpired:
+        raise ToolchainError(timeout_message, "check the toolchain with: oakpipe toolchain status") from None
+    finally:
+        os.unlink(request_path)
+
+
+def infer_with_2021_frontend(model: Path, frames: list, timeout: float = 600) -> list[dict]:
+    """Outputs of ``model`` run by OpenVINO 2021.4's CPU plugin on U8 frames (1, 3, H, W)."""
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="oakpipe-infer-") as tmp:
+        inputs = []
+        for index, frame in enumerate(frames):
+            inputs.append(os.path.join(tmp, f"in{index}.npy"))
+            np.save(inputs[-1], np.ascontiguousarray(frame, dtype=np.uint8))
+        request = {"infer": str(model), "inputs": inputs, "outputs_dir": tmp}
+        result = _parse_worker_output(run_worker(request, timeout, "OpenVINO 2021.4 inference timed out"))
+        if not result["ok"]:
+            raise ToolchainError(f"OpenVINO 2021.4 could not run the graph: {result.get('message')}",
+                                 "rerun with --debug")
+        outputs: list[dict] = [{} for _ in frames]
+        for item in result["outputs"]:
+            outputs[item["index"]][item["output"]] = np.load(item["path"]).astype(np.float32)
+        return outputs
 
 
 def _parse_worker_output(proc: subprocess.CompletedProcess) -> dict:

@@ -19,18 +19,20 @@ from oakpipe.verify import ranges as fp16_ranges
 from oakpipe.verify import runners
 from oakpipe.verify.metrics import Comparison, compare, is_image
 
-STAGE_ORDER = ("onnx", "device", "ir", "fp16")
+STAGE_ORDER = ("onnx", "device", "ir", "ov2021", "fp16")
 STAGE_TITLES = {
     "onnx": "ONNX (onnxruntime)",
     "device": "device graph, camera U8 BGR frame",
     "ir": "OpenVINO IR, FP16 weights",
+    "ov2021": "2021.4 frontend (the compiler's reader)",
     "fp16": "FP16 emulation",
 }
 #: Image outputs pass on PSNR (dB, peak = the reference's range): FP32 stages differ only
-#: by rounding order; the IR stores FP16 weights; the device computes in FP16 (35 dB is
-#: visually lossless). Other outputs pass on max error relative to the reference's range.
-DEFAULT_MIN_PSNR = {"onnx": 80.0, "device": 80.0, "ir": 50.0, "fp16": 35.0}
-DEFAULT_MAX_RELATIVE = {"onnx": 1e-4, "device": 1e-4, "ir": 1e-2, "fp16": 3e-2}
+#: by rounding order; the IR stores FP16 weights; OpenVINO 2021.4's CPU plugin reads the
+#: device graph with the compiler's own (older) frontend and its own FP32 kernels; the
+#: device computes in FP16 (35 dB is visually lossless). Other outputs pass on max error relative to the reference's range.
+DEFAULT_MIN_PSNR = {"onnx": 80.0, "device": 80.0, "ir": 50.0, "ov2021": 60.0, "fp16": 35.0}
+DEFAULT_MAX_RELATIVE = {"onnx": 1e-4, "device": 1e-4, "ir": 1e-2, "ov2021": 1e-3, "fp16": 3e-2}
 #: Attribute a model may carry to declare the input it was trained on (Model Optimizer
 #: vocabulary on 0..255 values). Without it the reference is the RGB [0, 1] tensor.
 DECLARED_CONTRACT = "oakpipe_preprocessing"
@@ -159,6 +161,7 @@ def verify_subject(subject: VerifySubject, frames: list[tuple[str, np.ndarray]],
         "onnx": runners.onnx_outputs(subject.model_onnx, xs, names) if subject.module is not None else None,
         "device": runners.onnx_outputs(subject.device_onnx, [f[None].astype(np.float32) for f in raw], names),
         "ir": runners.ir_outputs(subject.ir, raw, names),
+        "ov2021": runners.ov2021_outputs(subject.device_onnx, raw, names),
     }
     fp16_captured: dict = {}
     if subject.module is not None:
@@ -215,6 +218,9 @@ def blame(stage: str, subject: VerifySubject, truth: Preprocessing, frame: np.nd
         return blame_device_graph(subject, truth, frame, x)
     if stage in ("ir", "fp16") and subject.module is not None:
         return blame_fp16(subject.module, x, fp16_captured)
+    if stage == "ov2021":
+        return ("OpenVINO 2021.4's own ONNX reader computes the device graph differently, and the blob is "
+                "compiled from that reading: try another --opset, or simplify the op named in its warnings")
     if stage == "onnx":
         return "the ONNX export computes differently from PyTorch (look for ops that behave differently in export)"
     return f"the {STAGE_TITLES[stage]} stage"

@@ -22,14 +22,14 @@ def _number(value: float | None, fmt: str) -> str:
 
 
 def table_lines(report: VerifyReport) -> list[str]:
-    header = (f"{'stage':<36} {'output':<10} {'max abs':>9} {'mean abs':>9} {'PSNR dB':>8} "
+    header = (f"{'stage':<40} {'output':<10} {'max abs':>9} {'mean abs':>9} {'PSNR dB':>8} "
               f"{'cosine':>8} {'NaN/Inf':>7} {'tolerance':>12}  result")
     lines = [f"verify {report.model}: reference {report.reference}; inputs {', '.join(report.inputs)}", header]
     for stage in report.stages:
         c = stage.comparison
         verdict = stage.note if c is None else ("pass" if stage.passed else "FAIL")
         lines.append(
-            f"{STAGE_TITLES[stage.stage]:<36} {stage.output[:10]:<10} "
+            f"{STAGE_TITLES[stage.stage]:<40} {stage.output[:10]:<10} "
             f"{_number(c and c.max_abs, '9.2e'):>9} {_number(c and c.mean_abs, '9.2e'):>9} "
             f"{_number(c and c.psnr_db, '8.1f'):>8} {_number(c and c.cosine, '8.5f'):>8} "
             f"{(str(c.nan + c.inf) if c else '-'):>7} {stage.tolerance:>12}  {verdict}"

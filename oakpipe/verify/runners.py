@@ -149,6 +149,14 @@ def ir_outputs(xml: Path, frames: list[np.ndarray], names: list[str]) -> list[Ou
     return results
 
 
+def ov2021_outputs(device_graph: Path, frames: list[np.ndarray], names: list[str]) -> list[Outputs]:
+    """The device graph read by OpenVINO 2021.4 (the compiler's frontend), run on its CPU."""
+    from oakpipe.toolchain import infer_with_2021_frontend
+
+    results = infer_with_2021_frontend(device_graph, [frame[None] for frame in frames])
+    return [{n: r[n] for n in names} for r in results]
+
+
 def onnx_intermediates(path: Path, feed: np.ndarray) -> dict[str, np.ndarray]:
     """Every float tensor the graph computes, by name, in graph order."""
     import onnxruntime as ort

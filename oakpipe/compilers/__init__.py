@@ -1,0 +1,1 @@
+"""Compilers other than the default offline one (``oakpipe.toolchain``); each is opt-in."""

@@ -1,0 +1,110 @@
+"""``oakpipe doctor``: each check from fake inputs, the table, the exit code, one real compile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from oakpipe import doctor
+from oakpipe.cli import main
+from oakpipe.doctor import FAIL, OK, WARN, Row
+
+
+def fake_usb(root: Path, devices: dict[str, tuple[str, str]]) -> Path:
+    """A /sys/bus/usb/devices look-alike: one folder per device with idVendor/idProduct."""
+    for name, (vendor, product) in devices.items():
+        folder = root / name
+        folder.mkdir(parents=True)
+        (folder / "idVendor").write_text(vendor + "\n")
+        (folder / "idProduct").write_text(product + "\n")
+    return root
+
+
+def test_python_and_packages():
+    assert doctor.python_row((3, 10, 2)).status == FAIL
+    assert doctor.python_row((3, 11, 7)).status == OK
+    rows = {r.name: r for r in doctor.package_rows({"torch": "2.13.0", "onnx": None, "onnxruntime": "1.2",
+                                                     "openvino": "2026.1", "depthai": "2.33.0.0"})}
+    assert rows["torch"].status == OK and rows["torch"].detail == "2.13.0"
+    assert rows["onnx"].status == FAIL and rows["onnx"].fix == "pip install onnx"
+    assert rows["depthai"].status == WARN
+
+
+def test_real_versions_are_read_without_importing_them():
+    import subprocess
+    import sys
+
+    rows = doctor.package_rows()
+    assert [r.name for r in rows] == list(doctor.PACKAGES) and all(r.detail for r in rows)
+    code = "import sys; from oakpipe import doctor; doctor.package_rows(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_movidius_devices_from_sysfs(tmp_path):
+    root = fake_usb(tmp_path, {"1-1": ("03e7", "2485"), "1-2": ("8087", "0024"), "2-1": ("03E7", "F63B")})
+    assert doctor.movidius_usb_devices(root) == ["03e7:2485", "03e7:f63b"]
+    assert doctor.movidius_usb_devices(tmp_path / "absent") == []
+
+
+def test_usb_device_that_depthai_cannot_open_gets_the_udev_rule(tmp_path):
+    row = doctor.device_row([], usb_ids=["03e7:2485"], system="Linux")
+    assert row.status == WARN and "03e7:2485" in row.detail
+    assert "80-movidius.rules" in row.fix and 'ATTRS{idVendor}=="03e7"' in row.fix and "udevadm trigger" in row.fix
+
+
+def test_devices():
+    class FakeInfo:
+        state = "X_LINK_UNBOOTED"
+
+        def getDeviceId(self):  # noqa: N802 - depthai's name
+            return "1844301011B546F500"
+
+    ok = doctor.device_row([FakeInfo()], usb_ids=["03e7:2485"], system="Linux")
+    assert ok.status == OK and "1844301011B546F500" in ok.detail
+    none = doctor.device_row([], usb_ids=[], system="Linux")
+    assert none.status == WARN and "none attached" in none.detail and "udev" not in none.fix
+
+
+def test_display():
+    assert doctor.display_row({}, gui=True).status == WARN
+    headless = doctor.display_row({"DISPLAY": ":0"}, gui=False)
+    assert headless.status == WARN and "headless" in headless.detail and "opencv-python" in headless.fix
+    assert doctor.display_row({"WAYLAND_DISPLAY": "wayland-0"}, gui=True, window_test=False).status == OK
+
+
+def test_telemetry():
+    assert doctor.telemetry_row({"DEPTHAI_TELEMETRY": "0"}).status == OK
+    on = doctor.telemetry_row({"DEPTHAI_TELEMETRY": "1"})
+    assert on.status == WARN and "export DEPTHAI_TELEMETRY=0" in on.fix
+    assert doctor.telemetry_row({}).status == WARN
+
+
+def test_missing_compiler_fails_with_the_install_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("OAKPIPE_TOOLCHAIN_DIR", str(tmp_path / "none"))
+    row = doctor.compiler_row(probe=True)
+    assert row.status == FAIL and "oakpipe toolchain install" in row.fix
+
+
+def test_table_and_exit_code(monkeypatch, capsys):
+    rows = [Row("python", OK, "3.11"), Row("display", WARN, "no display", "use --record")]
+    lines = doctor.table_lines(rows)
+    assert lines[0].split() == ["check", "status", "detail"]
+    assert lines[2].split()[:2] == ["display", "warn"] and lines[3].strip() == "-> use --record"
+    assert lines[-1] == "0 failed, 1 warning(s)"
+    monkeypatch.setattr(doctor, "run_checks", lambda compile_probe: rows)
+    assert main(["doctor"]) == 0
+    assert "no display" in capsys.readouterr().out
+    monkeypatch.setattr(doctor, "run_checks", lambda compile_probe: rows + [Row("compiler", FAIL, "missing", "x")])
+    assert main(["doctor", "--no-compile"]) == 1
+
+
+@pytest.mark.toolchain
+def test_real_doctor_compiles_a_one_op_model(capsys):
+    row = doctor.compiler_row(probe=True)
+    assert row.status == OK and "test blob" in row.detail
+    assert main(["doctor"]) == 0  # this machine has every package and the compiler: nothing fails
+    out = capsys.readouterr().out
+    for name in ("python", "torch", "onnx", "onnxruntime", "openvino", "depthai", "compiler", "oak devices",
+                 "display", "telemetry"):
+        assert f"\n{name} " in "\n" + out
