@@ -58,9 +58,9 @@ def contract_defaults(model: str | None) -> tuple[str, str, bool]:
 
 
 def convert_options(args: argparse.Namespace):
+    from oakpipe.config_file import apply_config
     from oakpipe.options import ConvertOptions, parse_input_shape
     from oakpipe.preprocessing import Preprocessing, parse_channel_values
-    from oakpipe.config_file import apply_config
 
     args = apply_config(args)  # --config fills what was not typed; no MODEL at all is an error
     mean, scale, reverse = contract_defaults(args.model)
@@ -174,13 +174,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from oakpipe.bench.suite import run_bench, write_results
+    from oakpipe.bench.tables import markdown
+
+    results = run_bench(args.quick, Progress(quiet=args.quiet))
+    print(markdown(results))
+    json_path, md_path = write_results(results, args.out)
+    print(f"results: {json_path}, {md_path}")
+    return 0
+
+
 def cmd_toolchain(args: argparse.Namespace) -> int:
     from oakpipe import toolchain
 
     if args.action == "install":
         from oakpipe.toolchain.install import install
 
-        install(say=lambda line: print(f"toolchain: {line}", flush=True), force=args.force)
+        install(say=lambda line: print(f"toolchain: {line}", flush=True), force=args.force,
+                with_model_optimizer=args.with_model_optimizer)
         return 0
     current = toolchain.status()
     print("\n".join(current.lines()))
@@ -222,9 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_convert_options(verify)
     verify.set_defaults(func=cmd_verify)
 
+    bench = sub.add_parser("bench", help="measure conversion and host inference against references")
+    bench.add_argument("--quick", action="store_true", help="fewer and shorter runs (under 3 minutes)")
+    bench.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder for the JSON and Markdown")
+    bench.set_defaults(func=cmd_bench)
+
     tool = sub.add_parser("toolchain", help="the private OpenVINO 2021.4 MyriadX compiler")
     tool.add_argument("action", choices=["status", "install"])
     tool.add_argument("--force", action="store_true", help="reinstall even if it works")
+    tool.add_argument("--with-model-optimizer", action="store_true",
+                      help="also install the 2021.4 Model Optimizer (only the benchmark's 2021 reference uses it)")
     tool.set_defaults(func=cmd_toolchain)
 
     doctor = sub.add_parser("doctor", help="check this machine: versions, compiler, OAK devices, display")

@@ -59,12 +59,12 @@ def manual_2021_chain(device_onnx: Path, workdir: Path) -> dict | None:
     the compile as a separate process with the plugin's stock device search. Needs
     ``oakpipe toolchain install --with-model-optimizer``; None when it is absent."""
     from oakpipe.toolchain import WORKER, toolchain_python
+    from oakpipe.toolchain.install import has_model_optimizer
 
-    mo = toolchain_python().with_name("mo")
-    if not mo.exists():
+    if not has_model_optimizer():
         return None
     start = time.perf_counter()
-    subprocess.run([str(mo), "--input_model", str(device_onnx), "--data_type", "FP16", "--output_dir",
+    subprocess.run([str(toolchain_python()), "-m", "mo", "--input_model", str(device_onnx), "--data_type", "FP16", "--output_dir",
                     str(workdir)], check=True, capture_output=True)
     mo_seconds = time.perf_counter() - start
     xml = workdir / (device_onnx.stem + ".xml")

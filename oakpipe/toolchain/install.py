@@ -21,6 +21,11 @@ from oakpipe.errors import ToolchainError
 from oakpipe.toolchain import OPENVINO_VERSION, ToolchainStatus, python_is_supported, status, toolchain_dir
 
 PINNED_PACKAGES = [f"openvino=={OPENVINO_VERSION}", "numpy==1.19.5", "libusb-package==1.0.30.0"]
+#: Optional, for the benchmark's 2021 reference chain. Its declared dependencies pull
+#: packages that need a Rust toolchain, so it goes in with --no-deps and these pins, in the
+#: SAME pip call as openvino (a separate call can replace the shared openvino/ folder).
+MODEL_OPTIMIZER_PACKAGES = [f"openvino-dev=={OPENVINO_VERSION}", "networkx==2.8.8", "defusedxml==0.7.1",
+                            "onnx==1.12.0", "protobuf==3.20.1"]
 PREFERRED_VERSIONS = ("3.9", "3.8")
 
 Say = Callable[[str], None]
@@ -111,11 +116,33 @@ def run_step(args: list[str], what: str) -> None:
         raise ToolchainError(f"{what} failed: {tail}", "see the message above; rerun oakpipe toolchain install")
 
 
-def install(say: Say = print, force: bool = False) -> ToolchainStatus:
+def has_model_optimizer() -> bool:
+    """Installed in the private environment? (Run as ``python -m mo``: the venv was built
+    under a temporary name, so its console scripts' shebangs point nowhere.)"""
+    from oakpipe.toolchain import toolchain_python
+
+    python = toolchain_python()
+    if not python.exists():
+        return False
+    return subprocess.run([str(python), "-c", "import mo.__main__"], capture_output=True).returncode == 0
+
+
+def add_model_optimizer(python: str, say: Say) -> None:
+    say(f"installing the 2021.4 Model Optimizer ({', '.join(MODEL_OPTIMIZER_PACKAGES)}), --no-deps")
+    run_step([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+              *PINNED_PACKAGES, *MODEL_OPTIMIZER_PACKAGES], "pip install of the 2021.4 Model Optimizer")
+
+
+def install(say: Say = print, force: bool = False, with_model_optimizer: bool = False) -> ToolchainStatus:
     """Install (or reuse) the toolchain. Idempotent: a working install is left alone."""
+    from oakpipe.toolchain import toolchain_python
+
     current = status()
     if current.installed and not force:
         say(f"MyriadX compiler already installed at {current.location} (openvino {current.openvino})")
+        if with_model_optimizer and not has_model_optimizer():
+            add_model_optimizer(str(toolchain_python()), say)
+            current = status()
         return current
     base = find_old_python(say)
     final = toolchain_dir()
@@ -129,6 +156,8 @@ def install(say: Say = print, force: bool = False) -> ToolchainStatus:
         say(f"installing {', '.join(PINNED_PACKAGES)} (about 180 MB)")
         run_step([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *PINNED_PACKAGES],
                  "pip install of the OpenVINO 2021.4 wheels")
+        if with_model_optimizer:
+            add_model_optimizer(python, say)
         if final.exists():
             shutil.rmtree(final)
         os.replace(partial, final)

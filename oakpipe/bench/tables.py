@@ -1,0 +1,78 @@
+"""The benchmark's tables, as Markdown (the terminal shows the same text)."""
+
+from __future__ import annotations
+
+STAGE_COLUMNS = ("onnx", "device", "ir", "blob", "archive")
+
+
+def _row(cells: list) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows), ""]
+
+
+def machine_section(results: dict) -> list[str]:
+    m, peak = results["machine"], results["peak"]
+    return [
+        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}; "
+        f"torch {m['versions']['torch']}, onnxruntime {m['versions']['onnxruntime']}, "
+        f"openvino {m['versions']['openvino']}.",
+        f"FP32 peak: {peak['gflops']:.0f} GFLOP/s ({peak['method']}; median {peak['median']:.0f}, "
+        f"slowest {peak['min']:.0f}).", "",
+    ]
+
+
+def conversion_section(results: dict) -> list[str]:
+    rows = []
+    for r in results["conversion"]:
+        stages = [f"{r['stages_s'][s]:.2f}" for s in STAGE_COLUMNS]
+        rows.append([r["model"], f"{r['cold_s']:.2f}", *stages, f"{r['cached_in_process_s']:.3f}",
+                     f"{r['cached_cli_s']:.2f}", f"{r['blob_bytes'] / 1024:.0f} KiB"])
+    lines = ["## Conversion at 256x256 (seconds)", ""]
+    lines += _table(["model", "cold total", *STAGE_COLUMNS, "cached (API)", "cached (CLI)", "blob"], rows)
+    manual = results.get("manual_2021")
+    stylizer = next((r for r in results["conversion"] if r["model"] == "stylizer"), None)
+    if manual and stylizer:
+        ours = stylizer["stages_s"]["blob"] + stylizer["stages_s"]["ir"]
+        lines += [f"The 2021 way for the stylizer (Model Optimizer 2021.4 {manual['model_optimizer_s']:.1f} s, then "
+                  f"the compile as its own process {manual['compile_s']:.1f} s): {manual['total_s']:.1f} s; oakpipe's "
+                  f"IR + blob stages: {ours:.1f} s ({manual['total_s'] / ours:.1f}x faster); whole cold convert "
+                  f"{stylizer['cold_s']:.1f} s.", ""]
+    else:
+        lines += ["The 2021 manual chain was not measured: install its Model Optimizer with "
+                  "`oakpipe toolchain install --with-model-optimizer`.", ""]
+    return lines
+
+
+def inference_section(results: dict) -> list[str]:
+    inf, peak = results["inference"], results["peak"]["gflops"]
+    rows = []
+    for name, r in inf["runtimes"].items():
+        gflops = inf["gmac"] * 2 * r["fps"]
+        rows.append([name, f"{r['fps']:.1f}", f"{r['min']:.1f}-{r['max']:.1f}", f"{gflops:.1f}",
+                     f"{100 * gflops / peak:.0f}%"])
+    lines = [f"## Host inference: {inf['model']} at {inf['size']}x{inf['size']} ({inf['gmac']:.2f} GMAC)", ""]
+    lines += _table(["runtime", "FPS (median)", "spread", "GFLOP/s", "of FP32 peak"], rows)
+    stage_ms = inf["runtimes"]["pipeline"].get("stage_ms", {})
+    split = ", ".join(f"{k} {v:.1f}" for k, v in stage_ms.items() if v == v)
+    lines += [f"Pipeline / raw OpenVINO: {100 * inf['pipeline_over_openvino']:.0f}% "
+              f"(pipeline ms per frame, medians: {split}).", ""]
+    return lines
+
+
+def scaling_section(results: dict) -> list[str]:
+    peak = results["peak"]["gflops"]
+    rows = [[r["model"], f"{r['size']}x{r['size']}", f"{r['gmac']:.2f}", f"{r['cold_convert_s']:.1f}",
+             f"{r['openvino_fps']:.1f}", f"{100 * r['gmac'] * 2 * r['openvino_fps'] / peak:.0f}%",
+             f"{r['blob_bytes'] / 1024:.0f} KiB"] for r in results["scaling"]]
+    return ["## Scaling", ""] + _table(
+        ["model", "input", "GMAC", "cold convert s", "OpenVINO FPS", "of FP32 peak", "blob"], rows)
+
+
+def markdown(results: dict) -> str:
+    lines = [f"# oakpipe bench, {results['date']}{' (quick)' if results['quick'] else ''}", ""]
+    for section in (machine_section, conversion_section, inference_section, scaling_section):
+        lines += section(results)
+    return "\n".join(lines)

@@ -1,0 +1,36 @@
+"""The benchmark's arithmetic and tables (the timings themselves are never asserted)."""
+
+from oakpipe.bench.machine import describe_machine, peak_fp32_gflops
+from oakpipe.bench.tables import markdown
+
+
+def fake_results() -> dict:
+    runtime = {"fps": 40.0, "min": 38.0, "max": 42.0, "runs": 3}
+    return {
+        "date": "2026-11-26T00:00:00", "quick": True, "machine": describe_machine(),
+        "peak": {"gflops": 200.0, "median": 190.0, "min": 180.0, "size": 2048, "method": "m"},
+        "conversion": [{"model": "stylizer", "size": 256, "cold_s": 5.0,
+                        "stages_s": {"onnx": 2.0, "device": 0.1, "ir": 0.5, "blob": 0.5, "archive": 0.1},
+                        "cached_in_process_s": 0.01, "cached_cli_s": 0.3, "blob_bytes": 2048}],
+        "manual_2021": {"model": "stylizer", "size": 256, "model_optimizer_s": 15.0, "compile_s": 5.0,
+                        "total_s": 20.0},
+        "inference": {"model": "stylizer", "size": 256, "gmac": 1.0,
+                      "runtimes": {"pytorch": runtime, "onnxruntime": runtime, "openvino": runtime,
+                                   "pipeline": {**runtime, "fps": 36.0, "stage_ms": {"inference": 25.0}}},
+                      "pipeline_over_openvino": 0.9},
+        "scaling": [{"model": "stylizer", "size": 128, "gmac": 0.25, "cold_convert_s": 2.0, "openvino_fps": 100.0,
+                     "blob_bytes": 1024}],
+    }
+
+
+def test_tables_show_ratios_and_fractions_of_peak():
+    text = markdown(fake_results())
+    assert "| openvino | 40.0 | 38.0-42.0 | 80.0 | 40% |" in text  # 1 GMAC * 2 * 40 FPS / 200 GFLOP/s
+    assert "Pipeline / raw OpenVINO: 90%" in text
+    assert "20.0 s; oakpipe's IR + blob stages: 1.0 s (20.0x faster)" in text
+    assert "| stylizer | 128x128 | 0.25 | 2.0 | 100.0 | 25% | 1 KiB |" in text
+
+
+def test_peak_is_the_best_of_its_runs():
+    peak = peak_fp32_gflops(size=256, repeats=3)
+    assert peak["min"] <= peak["median"] <= peak["gflops"] and peak["gflops"] > 0
