@@ -50,20 +50,13 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     track_explicit(parser)  # so that options typed here win over --config, even at their default values
 
 
-def contract_defaults(model: str | None) -> tuple[str, str, bool]:
-    """(mean, scale, reverse) when none is given: RGB on [0, 1]; for an IR (.xml), its own."""
-    if model and model.lower().endswith(".xml"):
-        return "0,0,0", "1,1,1", False
-    return "0,0,0", "255,255,255", True
-
-
 def convert_options(args: argparse.Namespace):
     from oakpipe.config_file import apply_config
     from oakpipe.options import ConvertOptions, parse_input_shape
-    from oakpipe.preprocessing import Preprocessing, parse_channel_values
+    from oakpipe.preprocessing import Preprocessing, default_contract, parse_channel_values
 
     args = apply_config(args)  # --config fills what was not typed; no MODEL at all is an error
-    mean, scale, reverse = contract_defaults(args.model)
+    mean, scale, reverse = default_contract(args.model)
     pre = Preprocessing(
         mean=parse_channel_values(args.mean_values or mean, "--mean-values"),
         scale=parse_channel_values(args.scale_values or scale, "--scale-values"),

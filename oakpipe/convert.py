@@ -94,9 +94,10 @@ def extra_inputs(options: ConvertOptions) -> dict:
     return data
 
 
-def convert(options: ConvertOptions, progress: Progress | None = None) -> Export:
+def convert(options: ConvertOptions, progress: Progress | None = None, source: ModelSource | None = None) -> Export:
+    """Run every stage (cached); ``source`` overrides ``options.model`` (an in-memory module)."""
     progress = progress or Progress(quiet=True)
-    source = parse_model_spec(options.model)
+    source = source or parse_model_spec(options.model)
     folder = Path(options.out) if options.out else default_folder(source.name)
     started = time.perf_counter()
     with export_lock(folder):

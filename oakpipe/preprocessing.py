@@ -76,6 +76,13 @@ class Preprocessing:
         )
 
 
+def default_contract(model: str | None) -> tuple[str, str, bool]:
+    """(mean, scale, reverse) when none is given: RGB on [0, 1]; for an IR (.xml), its own."""
+    if model and str(model).lower().endswith(".xml"):
+        return "0,0,0", "1,1,1", False
+    return "0,0,0", "255,255,255", True
+
+
 def parse_channel_values(text: str, option: str) -> tuple[float, float, float]:
     """Parse ``R,G,B``, ``[R,G,B]`` or ``imagenet`` into three floats."""
     raw = text.strip()

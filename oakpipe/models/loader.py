@@ -21,9 +21,9 @@ def build_module(source: ModelSource, options: ConvertOptions) -> nn.Module:
         spec = BUILTINS[source.name]
         check_style_options(spec.takes_style, options, source.name)
         module = spec.build(options)
-    elif source.kind == "python":
+    elif source.kind in ("python", "module"):
         check_style_options(False, options, source.spec)
-        module = _module_from_file(source)
+        module = _module_from_file(source) if source.kind == "python" else source.module
         if options.weights is not None:
             load_weights(module, options.weights)
     else:

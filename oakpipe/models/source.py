@@ -19,11 +19,12 @@ from oakpipe.models import BUILTINS
 
 @dataclass(frozen=True)
 class ModelSource:
-    kind: str  # "builtin" | "python" | "onnx" | "ir"
+    kind: str  # "builtin" | "python" | "onnx" | "ir" | "module" (an nn.Module object, Python API)
     name: str  # the export's name: file names and the default folder derive from it
     spec: str
     path: Path | None = None
     attr: str | None = None
+    module: object | None = None
 
     @property
     def resolved_spec(self) -> str:
@@ -37,6 +38,8 @@ class ModelSource:
         if self.kind == "builtin":
             files = BUILTINS[self.name].source_files
             return {"builtin": self.name, "sources": {f.name: sha256_file(f) for f in files}}
+        if self.kind == "module":
+            return module_fingerprint(self.module)
         assert self.path is not None
         data = {self.kind: str(self.path.name), "sha256": sha256_file(self.path)}
         if self.kind == "ir":
@@ -47,6 +50,28 @@ class ModelSource:
             siblings = sorted(p for p in self.path.parent.glob("*.py") if p != self.path)
             data["siblings"] = {p.name: sha256_file(p) for p in siblings[:50]}
         return data
+
+
+def module_fingerprint(module) -> dict:
+    """An in-memory module: its class's source file and every tensor of its state."""
+    import hashlib
+    import inspect
+
+    digest = hashlib.sha256()
+    for key, tensor in module.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    try:
+        source_file = Path(inspect.getsourcefile(type(module)) or "")
+        code = sha256_file(source_file) if source_file.is_file() else None
+    except TypeError:
+        code = None
+    return {"module": type(module).__qualname__, "code": code, "state": digest.hexdigest()}
+
+
+def source_of_module(module, name: str | None = None) -> ModelSource:
+    label = name or type(module).__name__.lower()
+    return ModelSource("module", safe_name(label), f"<{type(module).__qualname__} object>", module=module)
 
 
 def safe_name(text: str) -> str:

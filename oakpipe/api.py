@@ -1,0 +1,88 @@
+"""The Python API: what the CLI does, as two functions with keyword options.
+
+    import oakpipe
+    export = oakpipe.convert("halve", input_shape=(1, 3, 256, 256), shaves=6)
+    export = oakpipe.convert(my_module, name="mynet", mean_values="imagenet", scale_values="imagenet")
+    summary = oakpipe.run(export, source="sample", frames=60, display="none")
+
+Keywords take the CLI's names (``mean_values``, ``reverse_input_channels``...) and the
+same forms (strings like ``"1,3,256,256"`` or ``"imagenet"``, or sequences).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from oakpipe.convert import Export
+from oakpipe.convert import convert as convert_with_options
+from oakpipe.errors import UserError
+from oakpipe.options import ConvertOptions, parse_input_shape
+from oakpipe.preprocessing import Preprocessing, default_contract, parse_channel_values
+from oakpipe.progress import Progress
+
+CONTRACT_KEYS = ("mean_values", "scale_values", "reverse_input_channels")
+
+
+def _channel_values(value: str | Sequence[float], option: str) -> tuple[float, float, float]:
+    text = value if isinstance(value, str) else ",".join(str(v) for v in value)
+    return parse_channel_values(text, option)
+
+
+def convert_options(model: str | Path, **options: Any) -> ConvertOptions:
+    """ConvertOptions from CLI-style keywords."""
+    mean, scale, reverse = default_contract(str(model))
+    pre = Preprocessing(
+        mean=_channel_values(options.pop("mean_values", mean), "--mean-values"),
+        scale=_channel_values(options.pop("scale_values", scale), "--scale-values"),
+        reverse_input_channels=options.pop("reverse_input_channels", reverse),
+    )
+    shape = options.pop("input_shape", None)
+    if shape is not None:
+        options["input_shape"] = parse_input_shape(shape if isinstance(shape, str) else ",".join(map(str, shape)))
+    if "image" in options:
+        options["verify_image"] = options.pop("image")
+    for key in ("weights", "style", "weights_dir", "out", "verify_image"):
+        if options.get(key) is not None:
+            options[key] = Path(options[key])
+    try:
+        return ConvertOptions(model=str(model), preprocessing=pre, **options)
+    except TypeError as exc:
+        raise UserError(f"oakpipe.convert: {exc}", "see help(oakpipe.convert) for the keywords") from None
+
+
+def convert(model: Any, *, name: str | None = None, progress: bool = False, **options: Any) -> Export:
+    """Convert ``model`` (a built-in name, a ``file.py:NAME``, an ``.onnx``/``.xml`` path, an
+    ``nn.Module`` object, or a ready ConvertOptions) and return the Export."""
+    reporter = Progress(quiet=not progress)
+    if isinstance(model, ConvertOptions):
+        return convert_with_options(model, reporter)
+    if isinstance(model, (str, Path)):
+        return convert_with_options(convert_options(model, **options), reporter)
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        raise UserError(f"oakpipe.convert got a {type(model).__name__}",
+                        "pass an nn.Module, a model name or a path")
+    from oakpipe.models.source import source_of_module
+
+    source = source_of_module(model.eval(), name)
+    options.setdefault("out", Path("exports") / source.name)
+    return convert_with_options(convert_options(source.spec, **options), reporter, source=source)
+
+
+def run(export: Export | str | Path, *, progress: bool = False, **options: Any):
+    """Run an export (an Export or its folder) live; returns the RunSummary."""
+    from oakpipe.run.options import RunOptions
+    from oakpipe.run.pipeline import run_export
+
+    folder = export.folder if isinstance(export, Export) else Path(export)
+    for key in ("record", "save_frames", "strip"):
+        if options.get(key) is not None:
+            options[key] = Path(options[key])
+    try:
+        run_options = RunOptions(**options)
+    except TypeError as exc:
+        raise UserError(f"oakpipe.run: {exc}", "see help(oakpipe.run) for the keywords") from None
+    return run_export(folder, run_options, Progress(quiet=not progress))
