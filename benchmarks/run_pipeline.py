@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -99,6 +100,7 @@ def main() -> None:
         split = "  ".join(f"{k} {v:.2f}" for k, v in summary.stage_median_ms().items())
         print(f"halve {label:<9} {summary.mean_fps:6.1f} FPS, latency {np.median(summary.latency_ms):.1f} ms; "
               f"median ms/frame: {split}")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

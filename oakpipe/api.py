@@ -52,10 +52,11 @@ def convert_options(model: str | Path, **options: Any) -> ConvertOptions:
         raise UserError(f"oakpipe.convert: {exc}", "see help(oakpipe.convert) for the keywords") from None
 
 
-def convert(model: Any, *, name: str | None = None, progress: bool = False, **options: Any) -> Export:
+def convert(model: Any, progress: bool | Progress = False, *, name: str | None = None, **options: Any) -> Export:
     """Convert ``model`` (a built-in name, a ``file.py:NAME``, an ``.onnx``/``.xml`` path, an
-    ``nn.Module`` object, or a ready ConvertOptions) and return the Export."""
-    reporter = Progress(quiet=not progress)
+    ``nn.Module`` object, or a ready ConvertOptions) and return the Export. ``progress``:
+    True prints a line per stage on stderr (or pass a Progress)."""
+    reporter = progress if isinstance(progress, Progress) else Progress(quiet=not progress)
     if isinstance(model, ConvertOptions):
         return convert_with_options(model, reporter)
     if isinstance(model, (str, Path)):

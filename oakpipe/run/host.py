@@ -92,7 +92,8 @@ def host_inferred(compiled, frames: Iterator[np.ndarray], width: int, height: in
             captured = time.perf_counter()
             frame, planar = camera_frame(image, width, height)
             prepared = time.perf_counter()
-            pending[submitted] = (frame, started, (captured - started) * 1e3, (prepared - captured) * 1e3)
+            # latency runs from when the frame exists (a camera's timestamp), not from waiting for it
+            pending[submitted] = (frame, captured, (captured - started) * 1e3, (prepared - captured) * 1e3)
             queue.start_async({0: planar}, userdata=submitted)  # waits for a free request
             submitted += 1
     finally:

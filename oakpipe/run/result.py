@@ -17,7 +17,8 @@ class Inferred:
     ``frame`` is exactly what the network saw (BGR U8, H x W x 3, the camera's preview);
     ``timing`` holds milliseconds for the stages this backend can see (NaN on a device,
     where capture and inference happen on the camera); ``started`` is the perf_counter
-    time the frame was captured, from which the latency is measured.
+    time the frame came out of the source (on a device: its capture timestamp), from
+    which the latency to the end of display is measured.
     """
 
     index: int
