@@ -23,6 +23,7 @@ test: setup toolchain
 	OAKPIPE_REQUIRE_TOOLCHAIN=1 $(PY) -m pytest -q -p no:cacheprovider
 
 demo: setup toolchain
+	mkdir -p demo-out
 	$(OAKPIPE) deploy $${DEMO_MODEL:-halve} --source sample --frames 90 --display none \
 		--record demo-out/demo.mp4 --strip demo-out/strip.png --out demo-out/export
 

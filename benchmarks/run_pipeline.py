@@ -68,10 +68,10 @@ def main() -> None:
 
     import numpy as np
 
-    import oakpipe.run.host as host
+    import oakpipe.live.host as host
     from oakpipe import ConvertOptions, convert
-    from oakpipe.run import RunOptions, run_export
-    from oakpipe.run.sources import sample_frame
+    from oakpipe.live import RunOptions, run_export
+    from oakpipe.live.sources import sample_frame
     from oakpipe.stages.ir import compile_for_host
 
     work = Path(tempfile.mkdtemp(prefix="oakpipe-bench-"))

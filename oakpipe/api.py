@@ -75,8 +75,8 @@ def convert(model: Any, progress: bool | Progress = False, *, name: str | None =
 
 def run(export: Export | str | Path, *, progress: bool = False, **options: Any):
     """Run an export (an Export or its folder) live; returns the RunSummary."""
-    from oakpipe.run.options import RunOptions
-    from oakpipe.run.pipeline import run_export
+    from oakpipe.live.options import RunOptions
+    from oakpipe.live.pipeline import run_export
 
     folder = export.folder if isinstance(export, Export) else Path(export)
     for key in ("record", "save_frames", "strip"):

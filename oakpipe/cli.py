@@ -114,14 +114,14 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_options(args: argparse.Namespace):
-    from oakpipe.run.options import RunOptions
+    from oakpipe.live.options import RunOptions
 
     return RunOptions(backend=args.backend, source=args.source, frames=args.frames, display=args.display,
                       record=args.record, save_frames=args.save_frames, fps=args.fps, strip=args.strip)
 
 
 def run_and_report(export, options, progress: Progress) -> int:
-    from oakpipe.run import run_export
+    from oakpipe.live import run_export
 
     summary = run_export(export, options, progress)
     print(f"oakpipe run: {summary.one_line()}")

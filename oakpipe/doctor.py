@@ -123,7 +123,7 @@ def device_row(depthai_devices: Sequence | None = None, usb_ids: Iterable[str] |
     """OAKs depthai can open; on Linux, ones the USB bus shows but depthai cannot (udev)."""
     if depthai_devices is None:
         try:
-            from oakpipe.run.device import attached_devices
+            from oakpipe.live.device import attached_devices
 
             depthai_devices = attached_devices()
         except Exception as exc:  # depthai missing or broken: the package row says more
@@ -152,7 +152,7 @@ def describe_device(device) -> str:
 
 def display_row(env: Mapping[str, str] | None = None, gui: bool | None = None, window_test: bool = True) -> Row:
     """A window needs a display server *and* an OpenCV built with a GUI backend."""
-    from oakpipe.run.display import GUI_HINT, gui_available
+    from oakpipe.live.display import GUI_HINT, gui_available
 
     env = os.environ if env is None else env
     screen = env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")

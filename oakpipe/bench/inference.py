@@ -51,7 +51,7 @@ def onnxruntime_fps(export: Export, seconds: float, repeats: int) -> dict:
 
 def openvino_fps(export: Export, seconds: float, repeats: int) -> dict:
     """The IR alone, asynchronous requests as the pipeline uses them: its ceiling."""
-    from oakpipe.run.host import compile_model, raw_throughput
+    from oakpipe.live.host import compile_model, raw_throughput
 
     compiled = compile_model(export.ir)
     frame = np.random.default_rng(0).integers(0, 256, export.input_shape, dtype=np.uint8)
@@ -63,8 +63,8 @@ def pipeline_fps(export: Export, frames: int, repeats: int) -> dict:
     """``oakpipe run --backend host --source sample --display none``: capture, preprocessing,
     inference, decoding and the side-by-side view, all counted."""
     from oakpipe.progress import Progress
-    from oakpipe.run.options import RunOptions
-    from oakpipe.run.pipeline import run_export
+    from oakpipe.live.options import RunOptions
+    from oakpipe.live.pipeline import run_export
 
     options = RunOptions(backend="host", source="sample", frames=frames, display="none")
     summaries = [run_export(export.folder, options, Progress(quiet=True)) for _ in range(repeats)]

@@ -14,11 +14,11 @@ import pytest
 from oakpipe.convert import Export
 from oakpipe.errors import DeviceError
 from oakpipe.preprocessing import Preprocessing
-from oakpipe.run import RunOptions, run_export
-from oakpipe.run.decode import decode_outputs, nn_data_to_outputs
-from oakpipe.run.device import SequencePairer, device_inferred
-from oakpipe.run.export_check import RunnableExport
-from oakpipe.run.sources import sample_frame
+from oakpipe.live import RunOptions, run_export
+from oakpipe.live.decode import decode_outputs, nn_data_to_outputs
+from oakpipe.live.device import SequencePairer, device_inferred
+from oakpipe.live.export_check import RunnableExport
+from oakpipe.live.sources import sample_frame
 
 PRE = Preprocessing()
 W, H = 64, 48
@@ -131,7 +131,7 @@ def test_device_loop_on_a_stand_in_depthai(tmp_path):
 
 def test_run_export_on_the_stand_in_shares_decoding_and_display(tmp_path, monkeypatch):
     fake = fake_depthai(4)
-    monkeypatch.setattr("oakpipe.run.device.load_depthai", lambda: fake)
+    monkeypatch.setattr("oakpipe.live.device.load_depthai", lambda: fake)
     pictures = []
     summary = run_export(fake_runnable(tmp_path),
                          RunOptions(backend="device", display="none", frames=4, record=tmp_path / "r.mp4"),

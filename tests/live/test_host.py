@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from oakpipe.errors import UserError
-from oakpipe.run import RunOptions, run_export
-from oakpipe.run.sources import open_source, sample_frame
-from tests.run.conftest import write_video
+from oakpipe.live import RunOptions, run_export
+from oakpipe.live.sources import open_source, sample_frame
+from tests.live.conftest import write_video
 
 HOST = dict(backend="host", display="none")
 
@@ -54,7 +54,7 @@ def test_sample_scene_is_not_flat_and_is_deterministic():
     assert all(first[..., c].std() > 20 for c in range(3))  # coloured gradients, not a flat colour
     assert np.abs(first.astype(int) - later).mean() > 5  # it moves
     np.testing.assert_array_equal(sample_frame(7), sample_frame(7))
-    from oakpipe.run.sources import sample_size
+    from oakpipe.live.sources import sample_size
 
     assert sample_size(256, 256) == (341, 256) and sample_size(640, 360) == (640, 480)
     small = sample_frame(3, (341, 256))
@@ -132,7 +132,7 @@ def test_interrupt_closes_files(halve_dir, tmp_path):
 
 
 def test_window_on_headless_opencv_says_how_to_get_one(halve_dir, monkeypatch):
-    monkeypatch.setattr("oakpipe.run.display.gui_available", lambda: False)
+    monkeypatch.setattr("oakpipe.live.display.gui_available", lambda: False)
     with pytest.raises(UserError) as error:
         run_export(halve_dir, RunOptions(backend="host", display="window", frames=1))
     assert "no GUI" in error.value.one_line() and "pip install opencv-python" in error.value.one_line()
@@ -174,7 +174,7 @@ def test_archive_whose_blob_differs_is_refused(halve_dir, tmp_path):
 
 def test_blob_and_ir_sizes_must_agree(halve_dir, monkeypatch):
     from oakpipe.blobfile import BlobInfo, BlobPort
-    from oakpipe.run.export_check import open_for_run
+    from oakpipe.live.export_check import open_for_run
 
     fake = BlobInfo("VERSION_2021_4", 6, 6, 1, [BlobPort("input", [320, 240, 3, 1], "U8F")], [])
     monkeypatch.setattr("oakpipe.blobfile.read_blob", lambda path: fake)

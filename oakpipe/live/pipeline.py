@@ -14,18 +14,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from oakpipe.progress import Progress
-from oakpipe.run.decode import decode_outputs
-from oakpipe.run.display import Outputs, choose_display, overlay, side_by_side
-from oakpipe.run.export_check import RunnableExport, open_for_run
-from oakpipe.run.options import DEFAULT_HEADLESS_FRAMES, RunOptions
-from oakpipe.run.result import STAGES, Inferred, RunSummary
+from oakpipe.live.decode import decode_outputs
+from oakpipe.live.display import Outputs, choose_display, overlay, side_by_side
+from oakpipe.live.export_check import RunnableExport, open_for_run
+from oakpipe.live.options import DEFAULT_HEADLESS_FRAMES, RunOptions
+from oakpipe.live.result import STAGES, Inferred, RunSummary
 
 
 def choose_backend(requested: str, progress: Progress) -> str:
     """``auto`` -> the camera if one is attached, else the host emulator; says which."""
     if requested != "auto":
         return requested
-    from oakpipe.run.device import attached_devices
+    from oakpipe.live.device import attached_devices
 
     devices = attached_devices()
     choice = "device" if devices else "host"
@@ -42,7 +42,7 @@ def run_export(export: Path | RunnableExport, options: RunOptions, progress: Pro
     backend = choose_backend(options.backend, progress)
     limit = options.frames
     if backend == "device":
-        from oakpipe.run.device import device_inferred, require_device
+        from oakpipe.live.device import device_inferred, require_device
 
         if options.backend == "device":
             require_device()  # one line now, before any file is opened
@@ -65,8 +65,8 @@ def run_export(export: Path | RunnableExport, options: RunOptions, progress: Pro
 
 
 def _host_stream(runnable: RunnableExport, options: RunOptions, window: bool, progress: Progress):
-    from oakpipe.run.host import compile_model, host_inferred
-    from oakpipe.run.sources import open_source, paced
+    from oakpipe.live.host import compile_model, host_inferred
+    from oakpipe.live.sources import open_source, paced
 
     source = open_source(options.source, repeat=options.frames, preview=(runnable.width, runnable.height))
     limit = options.frames

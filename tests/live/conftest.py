@@ -22,7 +22,7 @@ def write_video(path: Path, count: int, size: tuple[int, int] = (160, 120)) -> l
     """A small mp4 of distinct, textured frames; returns the frames as decoded back."""
     import cv2
 
-    from oakpipe.run.sources import sample_frame
+    from oakpipe.live.sources import sample_frame
 
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, size)
     for i in range(count):

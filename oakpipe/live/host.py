@@ -18,7 +18,7 @@ import numpy as np
 
 from oakpipe.errors import InternalError
 from oakpipe.preprocessing import bgr_to_planar, fit_like_camera_preview
-from oakpipe.run.result import Inferred
+from oakpipe.live.result import Inferred
 
 
 def camera_frame(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:

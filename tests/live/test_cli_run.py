@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 
 from oakpipe.cli import main
-from tests.run.conftest import write_video
+from tests.live.conftest import write_video
 
 
 def test_run_on_a_video_records_and_summarises(halve_dir, tmp_path, capsys):

@@ -16,9 +16,9 @@ from types import ModuleType
 from typing import Any
 
 from oakpipe.errors import DeviceError
-from oakpipe.run.decode import nn_data_to_outputs
-from oakpipe.run.export_check import RunnableExport
-from oakpipe.run.result import Inferred
+from oakpipe.live.decode import nn_data_to_outputs
+from oakpipe.live.export_check import RunnableExport
+from oakpipe.live.result import Inferred
 
 NO_DEVICE_HINT = "plug an OAK into a USB3 port (in a container: -v /dev/bus/usb:/dev/bus/usb), or use --backend host"
 ON_DEVICE = {"capture": math.nan, "preprocessing": math.nan, "inference": math.nan}

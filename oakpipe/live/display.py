@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from oakpipe.errors import UserError
-from oakpipe.run.options import RunOptions
+from oakpipe.live.options import RunOptions
 
 MIN_VIEW_HEIGHT = 240  # smaller networks (e.g. 128x128) are upscaled for viewing
 WINDOW_TITLE = "oakpipe run (q or Esc to stop)"
