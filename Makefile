@@ -24,11 +24,12 @@ test: setup toolchain
 
 demo: setup toolchain
 	mkdir -p demo-out
-	$(OAKPIPE) deploy $${DEMO_MODEL:-halve} --source sample --frames 90 --display none \
+	$(OAKPIPE) deploy stylizer --style oakpipe/models/styles/hubble_deep_field.jpg \
+		--source sample --frames 90 --display none \
 		--record demo-out/demo.mp4 --strip demo-out/strip.png --out demo-out/export
 
 bench: setup toolchain
-	$(PY) benchmarks/convert_bench.py
+	$(OAKPIPE) bench
 
 clean:
 	rm -rf exports demo-out

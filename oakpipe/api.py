@@ -33,10 +33,11 @@ def _channel_values(value: str | Sequence[float], option: str) -> tuple[float, f
 def convert_options(model: str | Path, **options: Any) -> ConvertOptions:
     """ConvertOptions from CLI-style keywords."""
     mean, scale, reverse = default_contract(str(model))
+    given = {key: options.pop(key, None) for key in CONTRACT_KEYS}  # None: not given, use the default
     pre = Preprocessing(
-        mean=_channel_values(options.pop("mean_values", mean), "--mean-values"),
-        scale=_channel_values(options.pop("scale_values", scale), "--scale-values"),
-        reverse_input_channels=options.pop("reverse_input_channels", reverse),
+        mean=_channel_values(given["mean_values"] or mean, "--mean-values"),
+        scale=_channel_values(given["scale_values"] or scale, "--scale-values"),
+        reverse_input_channels=reverse if given["reverse_input_channels"] is None else given["reverse_input_channels"],
     )
     shape = options.pop("input_shape", None)
     if shape is not None:

