@@ -6,6 +6,7 @@ No logic lives here beyond translating options; everything is reachable from Pyt
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -99,8 +100,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         "a VIDEO, an IMAGE or a DIR of images (default sample)")
     parser.add_argument("--frames", type=int, help="stop after N frames (default: the source's end; "
                         "100 for an endless source with no window)")
-    parser.add_argument("--display", choices=["auto", "window", "none"], default="auto",
-                        help="window needs a display and opencv-python (default auto)")
+    parser.add_argument("--display", choices=["auto", "window", "web", "none"], default="auto",
+                        help="window needs a display and opencv-python; web serves the view to a browser "
+                        "(default auto)")
+    parser.add_argument("--port", type=int, help="--display web: port to serve on (default 8080; 0 = any free one)")
+    parser.add_argument("--host", help="--display web: address to serve on (default 127.0.0.1, this machine only)")
     parser.add_argument("--record", type=Path, help="write the side-by-side view to OUT.mp4")
     parser.add_argument("--save-frames", type=Path, help="write each side-by-side frame as a PNG into DIR")
     parser.add_argument("--fps", type=float, help="camera / source frame rate (default: the source's)")
@@ -111,7 +115,8 @@ def run_options(args: argparse.Namespace):
     from oakpipe.live.options import RunOptions
 
     return RunOptions(backend=args.backend, source=args.source, frames=args.frames, display=args.display,
-                      record=args.record, save_frames=args.save_frames, fps=args.fps, strip=args.strip)
+                      record=args.record, save_frames=args.save_frames, fps=args.fps, strip=args.strip,
+                      port=args.port, host=args.host)
 
 
 def run_and_report(export, options, progress: Progress) -> int:
@@ -246,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.remove("--debug")
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(format="oakpipe: %(levelname)s: %(message)s", level=logging.WARNING)
     try:
         return args.func(args)
     except OakpipeError as exc:

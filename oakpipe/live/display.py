@@ -67,6 +67,8 @@ def choose_display(requested: str) -> tuple[bool, str]:
     """-> (show a window?, why), raising when a window is asked for and cannot be had."""
     if requested == "none":
         return False, "no window (--display none)"
+    if requested == "web":  # a viewer like a window: an endless source runs until Ctrl-C
+        return True, "web page (--display web)"
     gui, screen = gui_available(), display_present()
     if requested == "window":
         if not gui:
@@ -173,8 +175,13 @@ class Strip:
 class Outputs:
     """All sinks of one run; ``close`` leaves every file complete, whatever stopped the run."""
 
-    def __init__(self, options: RunOptions, window: bool, fps: float) -> None:
-        self.window = Window() if window else None
+    def __init__(self, options: RunOptions, window: bool, fps: float, name: str = "oakpipe") -> None:
+        if window and options.display == "web":
+            from oakpipe.live.web import WebView
+
+            self.window = WebView(options.host, options.port, name)
+        else:
+            self.window = Window() if window else None
         self.recorder = Recorder(options.record, fps) if options.record else None
         self.saver = FrameSaver(options.save_frames) if options.save_frames else None
         self.strip = Strip(options.strip, options.strip_rows) if options.strip else None

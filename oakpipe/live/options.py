@@ -13,7 +13,7 @@ from pathlib import Path
 from oakpipe.errors import UserError
 
 BACKENDS = ("auto", "device", "host")
-DISPLAYS = ("auto", "window", "none")
+DISPLAYS = ("auto", "window", "web", "none")
 #: An endless source (camera, sample, image) shown nowhere would run forever: stop here.
 DEFAULT_HEADLESS_FRAMES = 100
 
@@ -33,6 +33,9 @@ class RunOptions:
     strip_rows: int = 4
     #: Inference requests in flight on the host (the OAK's NN node runs 2 threads too).
     jobs: int = 2
+    #: ``--display web``: where to serve the view (default 127.0.0.1:8080; port 0 = any free one).
+    port: int | None = None
+    host: str | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -57,6 +60,14 @@ class RunOptions:
             check_writable_file(Path(self.strip), "--strip")
         if self.save_frames is not None:
             check_writable_folder(Path(self.save_frames))
+        if self.display != "web" and (self.port is not None or self.host is not None):
+            raise UserError("--port and --host only apply to --display web", "add --display web")
+        if self.port is not None and (isinstance(self.port, bool) or not 0 <= self.port <= 65535):
+            raise UserError(f"--port {self.port} is outside 0..65535", "e.g. --port 8080, or --port 0 for any free one")
+        if self.display == "web":
+            from oakpipe.live.web import DEFAULT_HOST, DEFAULT_PORT, check_bindable
+
+            check_bindable(self.host or DEFAULT_HOST, DEFAULT_PORT if self.port is None else self.port)
 
 
 def check_writable_file(path: Path, option: str) -> None:

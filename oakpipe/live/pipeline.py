@@ -55,7 +55,7 @@ def run_export(export: Path | RunnableExport, options: RunOptions, progress: Pro
         stream, source_name, source_fps, limit, closers = _host_stream(runnable, options, window, progress)
     progress.say(f"  run        {runnable.name} {runnable.width}x{runnable.height} on {backend}, "
                  f"source {source_name}, display: {why}" + (f", {limit} frames" if limit else ""))
-    outputs = Outputs(options, window, options.fps or source_fps or 30.0)
+    outputs = Outputs(options, window, options.fps or source_fps or 30.0, name=runnable.name)
     try:
         return _loop(stream, runnable, outputs, backend, source_name, on_frame)
     finally:

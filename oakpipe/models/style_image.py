@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from oakpipe.errors import UserError
+from oakpipe.imageio import channels_of, read_image_u8
 
 log = logging.getLogger("oakpipe")
 MIN_STYLE_SIDE = 64  # below this there is too little texture to take statistics from
@@ -17,14 +18,8 @@ def load_style_rgb(path: Path) -> np.ndarray:
     """(H, W, 3) float32 RGB in [0, 1]. Grey images are converted (and that is said)."""
     import cv2
 
-    if not Path(path).is_file():
-        raise UserError(f"--style {path}: no such file", "check the path")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise UserError(f"--style {path} cannot be read as an image", "use a PNG or JPEG file")
-    if image.dtype != np.uint8:
-        image = cv2.convertScaleAbs(image, alpha=255.0 / max(1, int(image.max())))
-    if image.ndim == 2 or image.shape[2] == 1:
+    image = read_image_u8(path, "--style")
+    if channels_of(image) == 1:
         log.warning("style image %s is greyscale: converted to RGB (the style will carry no colour)", path)
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     elif image.shape[2] == 4:

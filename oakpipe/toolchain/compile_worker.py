@@ -125,9 +125,9 @@ def describe_ports(ports):
     return described
 
 
-def compile_blob(request):
-    timings = {}
-    start = time.perf_counter()
+def prepare_compiler():
+    """Import the 2021.4 Inference Engine and make it compile offline, fast.
+    Returns (IECore class, get_version, whether the device wait was skipped)."""
     preload_libusb()
     from openvino.inference_engine import IECore, get_version
     from openvino.inference_engine import ie_api
@@ -137,6 +137,26 @@ def compile_blob(request):
     if os.environ.get("OAKPIPE_SLOW_COMPILE") != "1":
         libs = os.path.join(os.path.dirname(os.path.dirname(ie_api.__file__)), "libs")
         fast = skip_device_appear_wait(os.path.realpath(os.path.join(libs, "libmyriadPlugin.so")))
+    return IECore, get_version, fast
+
+
+def myriad_config(request):
+    """The compile configuration Luxonis' converter uses: CMX slices = shaves, one stream."""
+    shaves = str(request.get("shaves", 6))
+    config = {
+        "VPU_MYRIAD_PLATFORM": "VPU_MYRIAD_2480",  # MyriadX: no device search
+        "MYRIAD_NUMBER_OF_SHAVES": shaves,
+        "MYRIAD_NUMBER_OF_CMX_SLICES": shaves,
+        "MYRIAD_THROUGHPUT_STREAMS": "1",
+    }
+    config.update(request.get("extra_config", {}))
+    return config
+
+
+def compile_blob(request):
+    timings = {}
+    start = time.perf_counter()
+    IECore, get_version, fast = prepare_compiler()
     timings["import"] = time.perf_counter() - start
 
     core = IECore()
@@ -148,14 +168,7 @@ def compile_blob(request):
         info.precision = request.get("input_precision", "U8")
     for data in network.outputs.values():
         data.precision = request.get("output_precision", "FP16")
-    shaves = str(request["shaves"])
-    config = {
-        "VPU_MYRIAD_PLATFORM": "VPU_MYRIAD_2480",  # MyriadX: no device search
-        "MYRIAD_NUMBER_OF_SHAVES": shaves,
-        "MYRIAD_NUMBER_OF_CMX_SLICES": shaves,
-        "MYRIAD_THROUGHPUT_STREAMS": "1",
-    }
-    config.update(request.get("extra_config", {}))
+    config = myriad_config(request)
     timings["read"] = time.perf_counter() - start - timings["import"]
     compile_start = time.perf_counter()
     try:
@@ -188,24 +201,9 @@ def compile_probes(request):
     compiler crashes the process, the caller knows which probe did it and what finished.
     """
     start = time.perf_counter()
-    preload_libusb()
-    from openvino.inference_engine import IECore, get_version
-    from openvino.inference_engine import ie_api
-
-    make_function_return_immediately(ie_api.__file__, CREATE_INFER_REQUESTS)
-    fast = False
-    if os.environ.get("OAKPIPE_SLOW_COMPILE") != "1":
-        libs = os.path.join(os.path.dirname(os.path.dirname(ie_api.__file__)), "libs")
-        fast = skip_device_appear_wait(os.path.realpath(os.path.join(libs, "libmyriadPlugin.so")))
+    IECore, get_version, fast = prepare_compiler()
     core = IECore()
-    shaves = str(request.get("shaves", 6))
-    config = {
-        "VPU_MYRIAD_PLATFORM": "VPU_MYRIAD_2480",
-        "MYRIAD_NUMBER_OF_SHAVES": shaves,
-        "MYRIAD_NUMBER_OF_CMX_SLICES": shaves,
-        "MYRIAD_THROUGHPUT_STREAMS": "1",
-    }
-    config.update(request.get("extra_config", {}))
+    config = myriad_config(request)
     results = []
     for index, probe in enumerate(request["probes"]):
         probe_start = time.perf_counter()

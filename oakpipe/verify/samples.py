@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from oakpipe.errors import UserError
+from oakpipe.imageio import channels_of, read_image_u8
 from oakpipe.preprocessing import bgr_to_planar, fit_like_camera_preview
 
 BUILTIN_PHOTO = Path(__file__).resolve().parent.parent / "data" / "astronaut.jpg"
@@ -15,16 +16,8 @@ BUILTIN_PHOTO = Path(__file__).resolve().parent.parent / "data" / "astronaut.jpg
 
 def read_colour_image(path: Path, what: str = "--image") -> np.ndarray:
     """A BGR (H, W, 3) uint8 image, or a UserError saying why not."""
-    import cv2
-
-    if not Path(path).is_file():
-        raise UserError(f"{what} {path}: no such file", "check the path")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise UserError(f"{what} {path} cannot be read as an image", "use a PNG or JPEG file")
-    if image.dtype != np.uint8:
-        image = cv2.convertScaleAbs(image, alpha=255.0 / max(1, int(image.max())))
-    channels = 1 if image.ndim == 2 else image.shape[2]
+    image = read_image_u8(path, what)
+    channels = channels_of(image)
     if channels == 4:
         return np.ascontiguousarray(image[:, :, :3])
     if channels != 3:
