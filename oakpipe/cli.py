@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(func=cmd_convert)
 
     run = sub.add_parser("run", help="camera -> network -> screen, on an OAK or emulated on the host")
-    run.add_argument("export_dir", type=Path, metavar="EXPORT_DIR", help="an export folder (oakpipe convert)")
+    run.add_argument("export_dir", type=Path, metavar="EXPORT_DIR",
+                     help="an export folder (oakpipe convert) or an NN Archive (.tar.xz, from any tool)")
     add_run_options(run)
     run.set_defaults(func=cmd_run)
 

@@ -234,7 +234,7 @@ class StageRunner:
         name = self.manifest.data["model"]["name"]
         key = {"onnx": self._sha("onnx"), "preprocessing": self.options.preprocessing.to_dict(),
                "tools": tool_versions("oakpipe", "onnx"),
-               "code": code_hash("stages/device_graph.py")}
+               "code": code_hash("stages/device_graph.py", "stages/rewrites.py")}
         model_onnx = self.manifest.artifact("onnx", ".onnx")
 
         def body(paths: dict[str, Path]) -> dict:

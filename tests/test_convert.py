@@ -83,3 +83,14 @@ def test_rejected_op_names_the_op_node_and_module_and_writes_no_blob(tmp_path):
     assert "CumSum" in text and "accumulate" in text
     assert not list(out.glob("*.blob")) and not list(out.glob("*.tar.xz"))
     assert '"complete": false' in (out / "manifest.json").read_text()
+
+
+def test_hardsigmoid_is_rewritten_so_mobilenet_v3_blocks_compile(tmp_path):
+    import onnx
+
+    export = convert(ConvertOptions(model=f"{MODELS_FILE}:HardswishNet", input_shape=(1, 3, 32, 32),
+                                    out=tmp_path / "hs"))
+    ops = {node.op_type for node in onnx.load(str(export.device_onnx)).graph.node}
+    assert "HardSigmoid" not in ops and "Clip" in ops
+    assert export.manifest["stages"]["device"]["info"]["rewrites"] == {"HardSigmoid -> Mul, Add, Clip": 2}
+    assert export.manifest["verified"] is True  # the rewrite computes what PyTorch computes

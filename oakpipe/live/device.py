@@ -84,7 +84,8 @@ def build_pipeline(dai: Any, runnable: RunnableExport, fps: float | None) -> tup
     """-> (pipeline, NN output queue, passthrough frame queue); the one place a depthai graph is made."""
     pipeline = dai.Pipeline()
     camera = pipeline.create(dai.node.Camera).build(dai.CameraBoardSocket.CAM_A)
-    preview = camera.requestOutput((runnable.width, runnable.height), dai.ImgFrame.Type.BGR888p,
+    frame_type = getattr(dai.ImgFrame.Type, runnable.export.manifest.get("dai_type", "BGR888p"))  # NN Archives
+    preview = camera.requestOutput((runnable.width, runnable.height), frame_type,
                                    dai.ImgResizeMode.CROP, fps)
     nn = pipeline.create(dai.node.NeuralNetwork)
     nn.setBlobPath(str(runnable.export.blob))

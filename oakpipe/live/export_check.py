@@ -36,6 +36,10 @@ class RunnableExport:
 
 def open_for_run(folder: Path) -> RunnableExport:
     folder = Path(folder)
+    if folder.is_file() and folder.name.lower().endswith((".tar.xz", ".tar.gz", ".tgz", ".tar")):
+        from oakpipe.live.archive_input import open_archive  # an NN Archive, ours or another tool's
+
+        return open_archive(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such export folder", "run oakpipe convert MODEL first (it writes exports/<name>)")
     if not (folder / "manifest.json").is_file():

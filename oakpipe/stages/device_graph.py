@@ -16,6 +16,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from oakpipe.preprocessing import Preprocessing
+from oakpipe.stages.rewrites import apply_rewrites
 from oakpipe.stages.onnx_export import INPUT_NAME, describe_onnx, rename_value
 
 CAMERA_INPUT = INPUT_NAME
@@ -65,6 +66,7 @@ def build_device_graph(model_onnx: Path, pre: Preprocessing, path: Path) -> dict
     del graph.node[:]
     graph.node.extend(nodes + original)  # prepended: the graph stays topologically sorted
     graph.initializer.extend(constants)
+    rewrites = apply_rewrites(model)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
-    return describe_onnx(model)
+    return {**describe_onnx(model), "rewrites": rewrites}

@@ -124,7 +124,8 @@ def has_model_optimizer() -> bool:
     python = toolchain_python()
     if not python.exists():
         return False
-    return subprocess.run([str(python), "-c", "import mo.__main__"], capture_output=True).returncode == 0
+    probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('mo.main') else 1)"
+    return subprocess.run([str(python), "-c", probe], capture_output=True).returncode == 0
 
 
 def add_model_optimizer(python: str, say: Say) -> None:

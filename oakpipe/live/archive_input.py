@@ -1,0 +1,253 @@
+"""``oakpipe run MODEL.tar.xz``: run an NN Archive made by another tool (or by us).
+
+An NN Archive is ``config.json`` plus a model file (see ``oakpipe.stages.archive``). This
+module turns one into the same ``RunnableExport`` an export folder gives, so the pipeline,
+backends and decoder do not know the difference:
+
+* ``export.blob``: the archive's RVC2 blob, extracted (the device backend runs it);
+* ``export.ir``: what the host backend compiles. A blob cannot run on the host (there is no
+  MyriadX there), so this is the archive's ``.onnx`` or ``.xml``/``.bin`` (archives for
+  other platforms carry those), wrapped so it takes the camera's U8 planar frame and applies
+  the archive's own preprocessing, exactly as ``oakpipe.preprocessing`` defines it;
+  a blob-only archive raises a one-line explanation instead, only when the host needs it.
+* ``preprocessing``: the archive's contract relative to a BGR frame (``dai_type``
+  ``RGB888p`` means the camera already swapped the channels), which the decoder inverts.
+
+Our own archive inside an export folder is run as that export (its IR, manifest, checks).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import shutil
+import tarfile
+import tempfile
+from functools import cached_property
+from pathlib import Path
+
+from oakpipe.errors import UserError
+from oakpipe.live.export_check import RunnableExport, open_for_run
+from oakpipe.preprocessing import Preprocessing
+
+BLOB_SUFFIXES = (".blob", ".superblob")
+HOST_SUFFIXES = (".onnx", ".xml")
+FRAME_TYPES = ("BGR888p", "RGB888p")
+CONVERT_HINT = "make the archive again (e.g. with Luxonis modelconverter or oakpipe convert)"
+
+
+def open_archive(path: Path) -> RunnableExport:
+    """An NN Archive -> a RunnableExport; one-line UserErrors for anything unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such NN Archive", "give an export folder or a .tar.xz NN Archive")
+    own = _own_export_folder(path)
+    if own is not None:
+        return open_for_run(own)
+    config, members = read_config(path)
+    model = ArchiveModel.from_config(path, config, members)
+    check_with_depthai(path)
+    return RunnableExport(model, model.preprocessing, model.width, model.height)  # type: ignore[arg-type]
+
+
+def _own_export_folder(path: Path) -> Path | None:
+    """The export folder when ``path`` is the archive an oakpipe export lists as its own."""
+    manifest = path.parent / "manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        artifacts = json.loads(manifest.read_text())["stages"]["archive"]["artifacts"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return path.parent if path.name in artifacts else None
+
+
+def read_config(path: Path) -> tuple[dict, dict[str, tarfile.TarInfo]]:
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            members = {m.name.lstrip("./"): m for m in tar.getmembers() if m.isfile()}
+            if "config.json" not in members:
+                raise UserError(f"{path.name} holds no config.json, so it is not an NN Archive", CONVERT_HINT)
+            handle = tar.extractfile(members["config.json"])
+            assert handle is not None
+            config = json.load(handle)
+    except UserError:
+        raise
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        why = "not a tar archive, or truncated" if isinstance(exc, tarfile.ReadError) else str(exc)
+        raise UserError(f"{path.name} is not a readable NN Archive (.tar.xz): {why}", CONVERT_HINT) from None
+    except ValueError as exc:
+        raise UserError(f"{path.name}: config.json is not valid JSON ({exc})", CONVERT_HINT) from None
+    if not isinstance(config, dict):
+        raise UserError(f"{path.name}: config.json is not a JSON object", CONVERT_HINT)
+    return config, members
+
+
+def field(config: dict, dotted: str, archive: Path):
+    """config['a']['b'][0]... by a dotted name, or a UserError naming the missing field."""
+    value = config
+    for part in dotted.split("."):
+        key = int(part) if part.isdigit() else part
+        try:
+            value = value[key]
+        except (KeyError, IndexError, TypeError):
+            raise UserError(f"{archive.name}: config.json lacks {dotted}", CONVERT_HINT) from None
+    return value
+
+
+def archive_preprocessing(pre: dict, archive: Path) -> tuple[Preprocessing, str]:
+    """The input's ``preprocessing`` -> (contract relative to a BGR frame, camera frame type)."""
+    dai_type = pre.get("dai_type") or "BGR888p"
+    if dai_type not in FRAME_TYPES:
+        raise UserError(f"{archive.name}: input dai_type {dai_type!r} is not one of {', '.join(FRAME_TYPES)}",
+                        "oakpipe feeds planar colour frames")
+
+    def three(name: str, default: float) -> tuple[float, float, float]:
+        values = pre.get(name)
+        values = [default] * 3 if values is None else values
+        if not isinstance(values, list) or len(values) not in (1, 3):
+            raise UserError(f"{archive.name}: preprocessing {name} {values!r} needs 1 or 3 numbers", CONVERT_HINT)
+        return tuple(float(v) for v in values * (3 // len(values)))  # type: ignore[return-value]
+
+    # an RGB888p frame is a BGR frame with its channels already reversed once
+    reverse = bool(pre.get("reverse_channels") or False) != (dai_type == "RGB888p")
+    return Preprocessing(three("mean", 0.0), three("scale", 1.0), reverse), dai_type
+
+
+class ArchiveModel:
+    """What the pipeline reads from an ``Export``, for an NN Archive (name, blob, ir, manifest)."""
+
+    def __init__(self, archive: Path, config: dict, members: dict[str, tarfile.TarInfo]) -> None:
+        self.archive, self.config, self.members = archive, config, members
+        self.folder = archive.parent
+        self.name = str(field(config, "model.metadata.name", archive))
+        self.model_path = str(field(config, "model.metadata.path", archive)).lstrip("./")
+        first = field(config, "model.inputs.0", archive)
+        shape = field(config, "model.inputs.0.shape", archive)
+        layout = str(first.get("layout") or "NCHW").upper()
+        if not (isinstance(shape, list) and len(shape) == 4 and layout in ("NCHW", "NHWC")):
+            raise UserError(f"{archive.name}: input shape {shape} / layout {layout} is not one image "
+                            "(4 dimensions, NCHW or NHWC)", CONVERT_HINT)
+        if not field(config, "model.outputs", archive):
+            raise UserError(f"{archive.name}: config.json lists no model.outputs", CONVERT_HINT)
+        dims = dict(zip(layout, (int(d) for d in shape)))
+        if dims["C"] != 3:
+            raise UserError(f"{archive.name}: the input has {dims['C']} channels", "the camera feeds 3 (colour)")
+        self.height, self.width, self.layout = dims["H"], dims["W"], layout
+        self.input_shape = (1, 3, self.height, self.width)
+        self.preprocessing, self.dai_type = archive_preprocessing(first.get("preprocessing") or {}, archive)
+        if self.model_path not in members:
+            raise UserError(f"{archive.name}: config.json names {self.model_path} but the archive does not hold it",
+                            CONVERT_HINT)
+        self.output_names = [str(o.get("name", f"output{i}")) for i, o in enumerate(config["model"]["outputs"])]
+
+    @classmethod
+    def from_config(cls, archive: Path, config: dict, members: dict[str, tarfile.TarInfo]) -> "ArchiveModel":
+        return cls(archive, config, members)
+
+    # -- files ------------------------------------------------------------------------------
+    @cached_property
+    def _extracted(self) -> Path:
+        """The archive's files, unpacked once into a temporary folder removed at exit."""
+        folder = Path(tempfile.mkdtemp(prefix="oakpipe-archive-"))
+        atexit.register(shutil.rmtree, folder, True)
+        with tarfile.open(self.archive, "r:*") as tar:
+            tar.extractall(folder, members=list(self.members.values()), filter="data")
+        return folder
+
+    def _member(self, suffixes: tuple[str, ...]) -> str | None:
+        if self.model_path.lower().endswith(suffixes):
+            return self.model_path
+        return next((n for n in self.members if n.lower().endswith(suffixes)), None)
+
+    @property
+    def blob(self) -> Path:
+        """The RVC2 blob (the device backend's model)."""
+        name = self._member(BLOB_SUFFIXES)
+        if name is None:
+            raise UserError(f"{self.archive.name} holds no RVC2 blob (its model is {self.model_path}), "
+                            "so an OAK (RVC2) cannot run it",
+                            "run it with --backend host, or convert the model for RVC2 (oakpipe convert)")
+        if name.endswith(".superblob"):
+            raise UserError(f"{self.archive.name} holds a superblob, which oakpipe does not run yet",
+                            "convert the model to a plain blob (oakpipe convert)")
+        return self._extracted / name
+
+    @cached_property
+    def ir(self) -> Path:
+        """An OpenVINO model for the host: U8 planar BGR frame in, the archive's preprocessing inside."""
+        name = self._member(HOST_SUFFIXES)
+        if name is None:
+            raise UserError(f"{self.archive.name} holds only an RVC2 blob ({self.model_path}), which runs only on "
+                            "an OAK's MyriadX, not on the host",
+                            "attach an OAK (--backend device), or use an archive or export with an .onnx or "
+                            "OpenVINO .xml/.bin")
+        return host_model(self._extracted / name, self)
+
+    @cached_property
+    def manifest(self) -> dict:
+        """What the device backend reads of an export's manifest (the blob's output names, the frame
+        type); read before the camera is opened, so an archive without a usable blob fails here."""
+        from oakpipe.blobfile import read_blob
+
+        try:
+            info = read_blob(self.blob)
+        except UserError:
+            raise
+        except Exception as exc:  # a blob depthai cannot parse
+            raise UserError(f"{self.archive.name}: its blob does not parse ({exc})", CONVERT_HINT) from None
+        names = [p.name for p in info.outputs] or self.output_names
+        nchw = info.inputs[0].nchw if info.inputs else None
+        if nchw is not None and nchw != list(self.input_shape):
+            raise UserError(f"{self.archive.name}: the blob takes {nchw} but config.json says "
+                            f"{list(self.input_shape)}", CONVERT_HINT)
+        return {"model": {"name": self.name, "kind": "nn-archive"}, "preprocessing": self.preprocessing.to_dict(),
+                "dai_type": self.dai_type,
+                "stages": {"blob": {"info": {"blob": {"outputs": [{"name": n} for n in names]}}}}}
+
+
+def host_model(model: Path, archive: ArchiveModel) -> Path:
+    """Wrap an ONNX/IR so it takes what the emulated camera sends (U8 planar BGR, 1x3xHxW).
+
+    The steps are those of ``oakpipe.preprocessing.frame_to_model_input``: reverse the
+    channels when the contract says so, subtract the mean, divide by the scale (in the
+    model's channel order), then the layout the model wants. The model itself is unchanged.
+    """
+    import openvino as ov
+    from openvino.preprocess import PrePostProcessor
+
+    pre = archive.preprocessing
+    try:
+        network = ov.Core().read_model(str(model))
+    except RuntimeError as exc:
+        raise UserError(f"{archive.archive.name}: OpenVINO cannot read {model.name}: "
+                        f"{str(exc).strip().splitlines()[0]}", CONVERT_HINT) from None
+    if len(network.inputs) != 1:
+        raise UserError(f"{model.name} has {len(network.inputs)} inputs", "the camera feeds exactly one image")
+    ppp = PrePostProcessor(network)
+    step = ppp.input()
+    step.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NCHW")).set_shape(list(archive.input_shape))
+    step.model().set_layout(ov.Layout(archive.layout))
+    step.preprocess().convert_element_type(ov.Type.f32)
+    if pre.reverse_input_channels:
+        step.preprocess().reverse_channels()
+    if any(pre.mean):
+        step.preprocess().mean(list(pre.mean))
+    if any(s != 1 for s in pre.scale):
+        step.preprocess().scale(list(pre.scale))
+    digest = hashlib.sha256(model.read_bytes() + json.dumps(pre.to_dict()).encode()).hexdigest()[:12]
+    out = model.parent / f"{model.stem}_host_{digest}.xml"
+    ov.save_model(ppp.build(), str(out), compress_to_fp16=False)
+    return out
+
+
+def check_with_depthai(path: Path) -> None:
+    """depthai must open the archive too (what the device backend will hand it)."""
+    from oakpipe.live.device import load_depthai
+
+    dai = load_depthai()
+    try:
+        dai.NNArchive(str(path))
+    except RuntimeError as exc:
+        raise UserError(f"depthai cannot open {path.name}: {str(exc).strip().splitlines()[0]}", CONVERT_HINT) from None
