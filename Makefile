@@ -20,6 +20,7 @@ toolchain: setup
 	$(OAKPIPE) toolchain install
 
 test: setup toolchain
+	bash scripts/install_test_deps.sh
 	OAKPIPE_REQUIRE_TOOLCHAIN=1 $(PY) -m pytest -q -p no:cacheprovider
 
 demo: setup toolchain

@@ -217,7 +217,9 @@ class WebView:
         self.host = host or DEFAULT_HOST
         port = DEFAULT_PORT if port is None else port
         self.latest = _LatestFrame()
-        server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6}) if ":" in self.host else _Server
+        server_class = _Server
+        if ":" in self.host:  # an IPv6 address
+            server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
         try:
             self.server = server_class((self.host, port), _handler(self.latest, name))
         except OSError as exc:
