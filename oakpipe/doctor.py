@@ -159,7 +159,7 @@ def display_row(env: Mapping[str, str] | None = None, gui: bool | None = None, w
     gui = gui_available() if gui is None else gui
     if not screen:
         return Row("display", WARN, "no $DISPLAY or $WAYLAND_DISPLAY: run shows no window",
-                   "use --display none with --record out.mp4, or run on a desktop session")
+                   "use --display web (a browser), --display none with --record out.mp4, or a desktop session")
     if not gui:
         return Row("display", WARN, f"display {screen}, but OpenCV is headless (no GUI)", GUI_HINT)
     if window_test:
