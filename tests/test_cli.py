@@ -71,3 +71,25 @@ def test_missing_toolchain_says_how_to_install(tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     proc = oakpipe("--debug", "convert", "nope.py:Net", cwd=tmp_path)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+@pytest.mark.toolchain
+def test_concurrent_converts_of_one_model_do_not_corrupt_each_other(tmp_path):
+    """Two converts into one folder at once: the lock serialises them, and every artifact
+    left matches the manifest's hash."""
+    import json
+
+    from oakpipe.manifest import sha256_file
+
+    args = [sys.executable, "-m", "oakpipe", "--quiet", "convert", "halve", "--input-shape", "1,3,64,64",
+            "--no-cache", "--no-verify", "--out", str(tmp_path / "h")]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    manifest = json.loads((tmp_path / "h" / "manifest.json").read_text())
+    assert manifest["complete"] is True
+    for stage in manifest["stages"].values():
+        for name, digest in stage["artifacts"].items():
+            assert sha256_file(tmp_path / "h" / name) == digest
+    assert not list((tmp_path / "h").glob(".*tmp*"))  # no temporary file left behind
