@@ -8,7 +8,7 @@ STAMP := $(VENV)/.oakpipe-installed
 export DEPTHAI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup toolchain test demo bench clean
+.PHONY: setup toolchain test demo bench lint clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,7 @@ toolchain: setup
 
 test: setup toolchain
 	bash scripts/install_test_deps.sh
+	$(VENV)/bin/ruff check oakpipe tests scripts benchmarks
 	OAKPIPE_REQUIRE_TOOLCHAIN=1 $(PY) -m pytest -q -p no:cacheprovider
 
 demo: setup toolchain
@@ -28,6 +29,9 @@ demo: setup toolchain
 	$(OAKPIPE) deploy stylizer --style oakpipe/models/styles/hubble_deep_field.jpg \
 		--source sample --frames 90 --display none \
 		--record demo-out/demo.mp4 --strip demo-out/strip.png --out demo-out/export
+
+lint: setup
+	$(VENV)/bin/ruff check oakpipe tests scripts benchmarks
 
 bench: setup toolchain
 	$(OAKPIPE) bench

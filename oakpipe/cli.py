@@ -145,6 +145,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     options = convert_options(args)
     progress.say(f"oakpipe deploy {options.model}")
     export = convert(options, progress)
+    print_export(export)
     return run_and_report(export.folder, run, progress)
 
 

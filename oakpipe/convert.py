@@ -16,7 +16,7 @@ from oakpipe.models.source import ModelSource, parse_model_spec
 from oakpipe.options import ConvertOptions
 from oakpipe.progress import Progress
 from oakpipe.toolchain import OPENVINO_VERSION
-from oakpipe.versions import tool_versions, version_of
+from oakpipe.versions import tool_versions
 
 STAGES = ("onnx", "device", "ir", "blob", "archive")
 
@@ -366,4 +366,4 @@ class StageRunner:
         return info
 
 
-__all__ = ["convert", "Export", "ConvertOptions", "version_of"]
+__all__ = ["convert", "Export", "ConvertOptions"]

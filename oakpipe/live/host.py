@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from oakpipe.errors import InternalError
-from oakpipe.preprocessing import bgr_to_planar, fit_like_camera_preview
 from oakpipe.live.result import Inferred
+from oakpipe.preprocessing import bgr_to_planar, fit_like_camera_preview
 
 
 def camera_frame(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:

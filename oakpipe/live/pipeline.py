@@ -13,12 +13,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from oakpipe.progress import Progress
 from oakpipe.live.decode import decode_outputs
 from oakpipe.live.display import Outputs, choose_display, overlay, side_by_side
 from oakpipe.live.export_check import RunnableExport, open_for_run
 from oakpipe.live.options import DEFAULT_HEADLESS_FRAMES, RunOptions
 from oakpipe.live.result import STAGES, Inferred, RunSummary
+from oakpipe.progress import Progress
 
 
 def choose_backend(requested: str, progress: Progress) -> str:

@@ -63,7 +63,7 @@ def _require_multiple(size: tuple[int, int], factor: int, name: str) -> None:
 
     if size[0] % factor or size[1] % factor:
         raise UserError(f"{name} needs a height and width divisible by {factor}, got {size[0]}x{size[1]}",
-                        f"use e.g. --input-shape 1,3,256,256")
+                        "use e.g. --input-shape 1,3,256,256")
 
 
 BUILTINS: dict[str, BuiltinModel] = {

@@ -16,8 +16,8 @@ import onnx
 from onnx import helper, numpy_helper
 
 from oakpipe.preprocessing import Preprocessing
-from oakpipe.stages.rewrites import apply_rewrites
 from oakpipe.stages.onnx_export import INPUT_NAME, describe_onnx, rename_value
+from oakpipe.stages.rewrites import apply_rewrites
 
 CAMERA_INPUT = INPUT_NAME
 MODEL_INPUT = "oakpipe_model_input"

@@ -129,8 +129,7 @@ def prepare_compiler():
     """Import the 2021.4 Inference Engine and make it compile offline, fast.
     Returns (IECore class, get_version, whether the device wait was skipped)."""
     preload_libusb()
-    from openvino.inference_engine import IECore, get_version
-    from openvino.inference_engine import ie_api
+    from openvino.inference_engine import IECore, get_version, ie_api
 
     make_function_return_immediately(ie_api.__file__, CREATE_INFER_REQUESTS)
     fast = False

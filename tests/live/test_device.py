@@ -13,12 +13,12 @@ import pytest
 
 from oakpipe.convert import Export
 from oakpipe.errors import DeviceError
-from oakpipe.preprocessing import Preprocessing
 from oakpipe.live import RunOptions, run_export
 from oakpipe.live.decode import decode_outputs, nn_data_to_outputs
 from oakpipe.live.device import SequencePairer, device_inferred
 from oakpipe.live.export_check import RunnableExport
 from oakpipe.live.sources import sample_frame
+from oakpipe.preprocessing import Preprocessing
 
 PRE = Preprocessing()
 W, H = 64, 48

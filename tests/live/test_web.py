@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 from oakpipe.errors import UserError
-from oakpipe.live import RunOptions, run_export
-from oakpipe.live import web
+from oakpipe.live import RunOptions, run_export, web
 from oakpipe.live.web import BOUNDARY
 
 

@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from oakpipe.models.adain import (ENCODER_DEPTH, build_adain, channel_mean_std, load_adain_weights,
-                                  make_decoder, make_encoder)
+from oakpipe.models.adain import (
+    ENCODER_DEPTH,
+    build_adain,
+    channel_mean_std,
+    load_adain_weights,
+    make_decoder,
+    make_encoder,
+)
 
 # Conv indices of naoto0804/pytorch-AdaIN net.py: `vgg` (all 53 modules) and `decoder`.
 PUBLISHED_VGG_CONVS = [0, 2, 5, 9, 12, 16, 19, 22, 25, 29, 32, 35, 38, 42, 45, 48, 51]

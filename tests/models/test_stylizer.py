@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from oakpipe.models.stylizer import (DEFAULT_STYLE_PATH, build_stylizer, load_default_style,
-                                     load_stylizer_weights, prepare_style)
+from oakpipe.models.stylizer import (
+    DEFAULT_STYLE_PATH,
+    build_stylizer,
+    load_default_style,
+    load_stylizer_weights,
+    prepare_style,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
