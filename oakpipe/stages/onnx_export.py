@@ -21,6 +21,7 @@ from oakpipe.errors import ModelError, UnsupportedModelError, UserError
 from oakpipe.options import ConvertOptions
 
 INPUT_NAME = "input"
+SUPPORTED_MAX_OPSET = 13  # the newest opset OpenVINO 2021.4's ONNX reader knows
 
 
 def example_input(options: ConvertOptions):
@@ -134,8 +135,30 @@ def import_onnx(source: Path, options: ConvertOptions, path: Path) -> dict:
         dim.dim_value = value
     rename_value(model.graph, port.name, INPUT_NAME)
     onnx.save(model, str(path))
-    slim_in_place(path)
+    slim_in_place(path)  # folds constants first, so axes and sizes are initializers
+    onnx.save(downgrade_opset(onnx.load(str(path)), options.opset, source.name), str(path))
     return describe_onnx(onnx.load(str(path)))
+
+
+def default_domain_opset(model: onnx.ModelProto) -> int:
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+def downgrade_opset(model: onnx.ModelProto, target: int, label: str) -> onnx.ModelProto:
+    """A graph newer than opset 13 (the 2021.4 reader's limit) rewritten at opset 13."""
+    from oakpipe.stages.opset_downgrade import downgrade
+
+    current = default_domain_opset(model)
+    if current <= SUPPORTED_MAX_OPSET:
+        return model
+    try:
+        return downgrade(model, SUPPORTED_MAX_OPSET)
+    except Exception as exc:
+        raise UnsupportedModelError(
+            f"{label} uses ONNX opset {current}, which the 2021.4 MyriadX compiler cannot read, and it could not "
+            f"be brought to opset {SUPPORTED_MAX_OPSET}: {str(exc).strip().splitlines()[0][:200]}",
+            "re-export it at opset 11-13: torch.onnx.export(..., dynamo=False, opset_version=12)",
+        ) from exc
 
 
 def load_checked(path: Path) -> onnx.ModelProto:
@@ -186,6 +209,6 @@ def describe_onnx(model: onnx.ModelProto) -> dict:
     return {
         "inputs": [port(v) for v in graph_inputs(model)],
         "outputs": [port(v) for v in model.graph.output],
-        "opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None),
+        "opset": default_domain_opset(model) or None,
         "nodes": len(model.graph.node),
     }
