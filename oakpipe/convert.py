@@ -216,7 +216,7 @@ class StageRunner:
             "source": source.fingerprint(), "extra": extra_inputs(options),
             "input_shape": options.input_shape, "opset": options.opset, "alpha": options.alpha,
             "tools": tool_versions("oakpipe", "torch", "onnx", "onnxslim"),
-            "code": code_hash("stages/onnx_export.py", "models/loader.py"),
+            "code": code_hash("stages/onnx_export.py", "stages/opset_downgrade.py", "models/loader.py"),
         }
 
         def body(paths: dict[str, Path]) -> dict:

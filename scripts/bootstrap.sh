@@ -30,7 +30,8 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "bootstrap: created $venv with $("$venv/bin/python" --version)"
 fi
 "$venv/bin/python" -m pip install -q --upgrade pip
-# torch first and pinned: the CPU build; asking for it through other packages can pull a CUDA build.
-"$venv/bin/python" -m pip install -q torch==2.13.0
+# torch first and pinned. On a machine whose pip would fetch the multi-GB CUDA build, set
+# TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu to take the CPU build instead.
+"$venv/bin/python" -m pip install -q torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 "$venv/bin/python" -m pip install -q -e '.[test]'
 echo "bootstrap: oakpipe installed in $venv ($("$venv/bin/oakpipe" --version))"
