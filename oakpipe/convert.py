@@ -313,7 +313,8 @@ class StageRunner:
         from oakpipe.verify.preflight import preflight, raise_if_rejected
 
         report = preflight(device_graph, shaves=self.options.shaves)
-        for line in report.lines():
+        quiet = report.ok and not report.warnings and not report.inconclusive
+        for line in [report.summary()] if quiet else report.lines():
             self.progress.say("    " + line)
         raise_if_rejected(report)
         return report
@@ -352,6 +353,7 @@ class StageRunner:
 
             report = verify_artifacts(source.name, self.manifest.folder, artifacts, self.manifest.data,
                                       self.module(source), options.verify_image, parse_tolerances(options.tolerance))
+            report.preflight = self.manifest.stages["blob"]["info"].get("preflight")
             write_reports(report, paths)
             lines = table_lines(report)
             failed = [s.stage for s in report.stages if not s.passed]

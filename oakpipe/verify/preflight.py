@@ -147,6 +147,16 @@ class PreflightReport:
         data["ok"] = self.ok
         return data
 
+    def summary(self) -> str:
+        """One line for the progress display when nothing needs the user's attention."""
+        e, s = self.estimates, self.stats
+        speed = ""
+        if e.estimated_fps:
+            low, high = e.estimated_fps
+            speed = f", about {low:.0f}-{high:.0f} FPS on an RVC2" if high <= COMPUTE_BOUND_FPS else ""
+        return (f"MyriadX preflight passes: {s.probes} op probes ({s.cached} cached), {e.gmac:.3g} GMAC, "
+                f"largest activation {_mib(e.largest_activation_bytes)}{speed}")
+
     def lines(self) -> list[str]:
         e, s = self.estimates, self.stats
         verdict = "passes" if self.ok else f"FAILS ({len(self.problems)} problem{'s' * (len(self.problems) != 1)})"

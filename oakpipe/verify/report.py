@@ -45,10 +45,26 @@ def table_lines(report: VerifyReport) -> list[str]:
     return lines
 
 
+def preflight_lines(preflight: dict) -> list[str]:
+    """The preflight's findings as recorded in the manifest (a plain dict)."""
+    e = preflight["estimates"]
+    lines = [f"verdict: {'passes' if preflight['ok'] else 'FAILS'}; {e['gmac']:.3g} GMAC, "
+             f"{e['params']:,} parameters"]
+    lines += [f"problem: {p['op_type']} at {p['node']}: {p['message']}" for p in preflight["problems"]]
+    lines += [f"warning: {w}" for w in preflight["warnings"]]
+    lines += [f"memory: {e['cmx_verdict']}; {e['ddr_verdict']}"]
+    if e.get("estimated_fps"):
+        low, high = e["estimated_fps"]
+        lines.append(f"speed: about {low:.0f}-{high:.0f} FPS on an RVC2 ({e['fps_basis']})")
+    return lines
+
+
 def write_reports(report: VerifyReport, paths: dict[str, Path]) -> None:
     """Write the three report files to the given (temporary) paths."""
     write_atomic(paths["verify.json"], (json.dumps(report.to_dict(), indent=1) + "\n").encode())
     markdown = ["# oakpipe verify: " + report.model, "", "```", *table_lines(report), "```", "",
                 "![activation ranges](verify_ranges.png)", ""]
+    if report.preflight:
+        markdown += ["## MyriadX preflight", "", "```", *preflight_lines(report.preflight), "```", ""]
     write_atomic(paths["verify.md"], "\n".join(markdown).encode())
     fp16_ranges.draw_chart(report.ranges, paths["verify_ranges.png"])
