@@ -64,7 +64,7 @@ def test_loads_published_layout_and_ignores_vgg_tail(weights_dir: Path) -> None:
     load_adain_weights(encoder, decoder, weights_dir)
     published = torch.load(weights_dir / "vgg_normalised.pth", weights_only=True)
     assert torch.equal(encoder[29].weight, published["29.weight"])  # conv4_1
-    assert torch.equal(decoder[28].bias, torch.load(weights_dir / "decoder.pth")["28.bias"])
+    assert torch.equal(decoder[28].bias, torch.load(weights_dir / "decoder.pth", weights_only=True)["28.bias"])
 
 
 def test_wrong_format_names_missing_and_unexpected_keys(tmp_path: Path) -> None:
