@@ -113,13 +113,16 @@ def convert(options: ConvertOptions, progress: Progress | None = None, source: M
         stages.ir()
         blob_info = stages.blob()
         stages.archive(blob_info)
-        verifiable = options.verify and source.kind != "ir"  # an IR has no upstream model to compare with
-        verdict = stages.verify(source) if verifiable else None
         manifest.data["inputs"] = device_info["inputs"]
         manifest.data["outputs"] = model_info["outputs"]
-        manifest.data["verified"] = None if verdict is None else verdict["passed"]
-        manifest.data["complete"] = True  # every artifact is written (verified or not)
+        manifest.data["verified"] = None
+        manifest.data["complete"] = True  # every artifact is written; verification only reports on them
         manifest.save()
+        verifiable = options.verify and source.kind != "ir"  # an IR has no upstream model to compare with
+        verdict = stages.verify(source) if verifiable else None
+        if verdict is not None:
+            manifest.data["verified"] = verdict["passed"]
+            manifest.save()
     total = time.perf_counter() - started
     progress.say(f"  {'total':<10} {total:6.2f} s" + ("  (all cached)" if stages.all_cached else ""))
     if verdict is not None and not verdict["passed"]:
@@ -201,8 +204,9 @@ class StageRunner:
             self._module = build_module(source, self.options)
         return self._module
 
-    def _run(self, stage: str, key: dict, names: list[str], body) -> dict:
-        record, cached = run_stage(self.manifest, stage, key, names, body, self.options.use_cache)
+    def _run(self, stage: str, key: dict, names: list[str], body, invalidates_export: bool = True) -> dict:
+        record, cached = run_stage(self.manifest, stage, key, names, body, self.options.use_cache,
+                                   invalidates_export)
         self.all_cached &= cached
         self.progress.stage_done(stage, record.seconds, cached, ", ".join(names))
         return record.info
@@ -362,7 +366,7 @@ class StageRunner:
                 else f"{len(report.fp16_flags)} tensor(s) leave the FP16 range")
             return {"passed": report.passed, "summary": summary, "table": lines}
 
-        info = self._run("verify", key, list(REPORT_FILES), body)
+        info = self._run("verify", key, list(REPORT_FILES), body, invalidates_export=False)
         for line in info["table"]:
             self.progress.say("    " + line)
         return info

@@ -127,15 +127,20 @@ def run_stage(
     artifact_names: list[str],
     body: StageBody,
     use_cache: bool = True,
+    invalidates_export: bool = True,
 ) -> tuple[StageRecord, bool]:
-    """Run ``body`` unless the manifest already holds its result. Returns (record, cached)."""
+    """Run ``body`` unless the manifest already holds its result. Returns (record, cached).
+
+    A stage whose artifacts others depend on marks the export incomplete while it runs;
+    a report-only stage (``invalidates_export`` False) does not."""
     key = sha256_json(key_material)
     if use_cache and manifest.is_fresh(stage, key):
         old = manifest.stages[stage]
         return StageRecord(key, old["seconds"], old["artifacts"], old.get("info", {})), True
 
     manifest.stages.pop(stage, None)
-    manifest.data["complete"] = False
+    if invalidates_export:
+        manifest.data["complete"] = False
     manifest.save()
     final = {name: manifest.folder / name for name in artifact_names}
     temps = {name: temporary_sibling(path) for name, path in final.items()}

@@ -89,3 +89,14 @@ def test_tolerance_parsing():
     assert tolerances.min_psnr["fp16"] == 30 and tolerances.max_relative["ir"] == 0.02
     with pytest.raises(UserError):
         parse_tolerances("gpu=3")
+
+
+def test_a_failed_verification_leaves_a_usable_export(tmp_path):
+    """Verification reports on finished artifacts: its failure must not make them unusable."""
+    from oakpipe.convert import Export
+
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    out = tmp_path / "h"
+    with pytest.raises(UserError):
+        convert(ConvertOptions(model="halve", input_shape=SHAPE, out=out, verify_image=tmp_path / "bad.png"))
+    assert Export.open(out).blob.is_file()
