@@ -150,7 +150,7 @@ def describe_run(source: ModelSource, options: ConvertOptions) -> dict:
 
 
 PACKAGE = Path(__file__).parent
-VERIFY_CODE = ("verify/core.py", "verify/runners.py", "verify/ranges.py", "verify/metrics.py",
+VERIFY_CODE = ("verify/core.py", "verify/runners.py", "verify/ranges.py", "verify/metrics.py", "verify/fp16_onnx.py",
                "verify/samples.py", "verify/report.py", "data/astronaut.jpg")
 
 

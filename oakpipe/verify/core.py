@@ -167,7 +167,9 @@ def verify_subject(subject: VerifySubject, frames: list[tuple[str, np.ndarray]],
     if subject.module is not None:
         candidates["fp16"], fp16_captured = runners.fp16_outputs(subject.module, xs, names)
     else:
-        candidates["fp16"] = None
+        from oakpipe.verify.fp16_onnx import fp16_onnx_outputs
+
+        candidates["fp16"] = fp16_onnx_outputs(subject.model_onnx, xs, names)
 
     report = VerifyReport(subject.name, labels, reference_label, [])
     for stage in STAGE_ORDER:
@@ -177,6 +179,8 @@ def verify_subject(subject: VerifySubject, frames: list[tuple[str, np.ndarray]],
     if failed:
         report.first_failure = failed[0].stage
         report.blame = blame(failed[0].stage, subject, truth, raw[0], xs[0], fp16_captured)
+        if failed[0].stage == "fp16" and subject.module is None and report.fp16_flags:
+            report.blame = fp16_ranges.describe(report.fp16_flags[0])  # no modules: the range check names the node
     return report
 
 
@@ -196,7 +200,7 @@ def stage_results(stage: str, reference: list[dict], candidate: list[dict] | Non
     for name in names:
         image = is_image(reference[0][name].shape)
         if candidate is None:
-            note = "reference" if stage == "onnx" else "needs the PyTorch module"
+            note = "reference" if stage == "onnx" else "not emulated (control flow)"
             results.append(StageResult(stage, name, None, True, tolerances.describe(stage, image), note))
             continue
         worst = worst_comparison([compare(r[name], c[name]) for r, c in zip(reference, candidate)])

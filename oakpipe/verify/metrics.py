@@ -39,7 +39,12 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> Comparison:
     psnr = cosine = None
     if is_image(ref.shape):
         mse = float(np.mean(diff**2))
-        psnr = float("inf") if mse == 0 else 10 * math.log10(value_range**2 / mse)
+        if mse == 0:
+            psnr = float("inf")
+        elif not math.isfinite(mse):  # NaN/Inf in the candidate: as bad as it gets
+            psnr = float("-inf")
+        else:
+            psnr = 10 * math.log10(value_range**2 / mse)
     else:
         denom = float(np.linalg.norm(ref) * np.linalg.norm(got))
         cosine = 1.0 if denom == 0 else float(np.sum(ref * np.where(finite, got, 0.0)) / denom)

@@ -17,7 +17,7 @@ def _number(value: float | None, fmt: str) -> str:
     if value is None:
         return "-"
     if isinstance(value, float) and math.isinf(value):
-        return "inf"
+        return "inf" if value > 0 else "-inf"
     return format(value, fmt)
 
 

@@ -100,3 +100,20 @@ def test_a_failed_verification_leaves_a_usable_export(tmp_path):
     with pytest.raises(UserError):
         convert(ConvertOptions(model="halve", input_shape=SHAPE, out=out, verify_image=tmp_path / "bad.png"))
     assert Export.open(out).blob.is_file()
+
+
+def test_an_onnx_model_gets_fp16_emulation_and_overflow_blame(tmp_path):
+    """No PyTorch module to hook: the graph is emulated node by node, and the range check
+    names the node (and the module its name carries) that overflows."""
+    import torch
+
+    from tests.fixtures.models import OverflowsFP16
+
+    path = tmp_path / "overflow.onnx"
+    torch.onnx.export(OverflowsFP16().eval(), torch.rand(1, *SHAPE[1:]), str(path), dynamo=False, opset_version=12)
+    with pytest.raises(VerificationError):
+        convert(ConvertOptions(model=str(path), input_shape=SHAPE, out=tmp_path / "o"))
+    report = json.loads((tmp_path / "o" / "verify.json").read_text())
+    fp16 = next(s for s in report["stages"] if s["stage"] == "fp16")
+    assert not fp16["passed"] and fp16["nan"] + fp16["inf"] > 0
+    assert report["first_failure"] == "fp16" and "amplify" in report["blame"]
