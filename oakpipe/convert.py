@@ -111,8 +111,8 @@ def convert(options: ConvertOptions, progress: Progress | None = None, source: M
             model_info = stages.onnx(source)
             device_info = stages.device()
         stages.ir()
-        blob_info = stages.blob()
-        stages.archive(blob_info)
+        stages.blob()
+        stages.archive()
         manifest.data["inputs"] = device_info["inputs"]
         manifest.data["outputs"] = model_info["outputs"]
         manifest.data["verified"] = None
@@ -323,7 +323,7 @@ class StageRunner:
         raise_if_rejected(report)
         return report
 
-    def archive(self, blob_info: dict) -> dict:
+    def archive(self) -> dict:
         name = self.manifest.data["model"]["name"]
         key = {"blob": self._sha("blob"), "name": name, "tools": tool_versions("oakpipe"),
                "code": code_hash("stages/archive.py")}
@@ -355,7 +355,7 @@ class StageRunner:
             from oakpipe.verify.core import parse_tolerances
             from oakpipe.verify.report import table_lines, write_reports
 
-            report = verify_artifacts(source.name, self.manifest.folder, artifacts, self.manifest.data,
+            report = verify_artifacts(source.name, artifacts, self.manifest.data,
                                       self.module(source), options.verify_image, parse_tolerances(options.tolerance))
             report.preflight = self.manifest.stages["blob"]["info"].get("preflight")
             write_reports(report, paths)

@@ -14,7 +14,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -167,6 +166,3 @@ def run_stage(
     manifest.save()
     return record, False
 
-
-def make_temp_dir(prefix: str = "oakpipe-") -> tempfile.TemporaryDirectory:
-    return tempfile.TemporaryDirectory(prefix=prefix)

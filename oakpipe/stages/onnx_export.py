@@ -136,7 +136,7 @@ def import_onnx(source: Path, options: ConvertOptions, path: Path) -> dict:
     rename_value(model.graph, port.name, INPUT_NAME)
     onnx.save(model, str(path))
     slim_in_place(path)  # folds constants first, so axes and sizes are initializers
-    onnx.save(downgrade_opset(onnx.load(str(path)), options.opset, source.name), str(path))
+    onnx.save(downgrade_opset(onnx.load(str(path)), source.name), str(path))
     return describe_onnx(onnx.load(str(path)))
 
 
@@ -144,7 +144,7 @@ def default_domain_opset(model: onnx.ModelProto) -> int:
     return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
-def downgrade_opset(model: onnx.ModelProto, target: int, label: str) -> onnx.ModelProto:
+def downgrade_opset(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
     """A graph newer than opset 13 (the 2021.4 reader's limit) rewritten at opset 13."""
     from oakpipe.stages.opset_downgrade import downgrade
 

@@ -9,7 +9,7 @@ from oakpipe.verify.core import Tolerances, VerifyReport, VerifySubject, verify_
 from oakpipe.verify.samples import sample_frames
 
 
-def verify_artifacts(name: str, folder: Path, artifacts: dict[str, Path], manifest: dict, module,
+def verify_artifacts(name: str, artifacts: dict[str, Path], manifest: dict, module,
                      image: Path | None = None, tolerances: Tolerances | None = None) -> VerifyReport:
     """``artifacts`` maps onnx/device/ir to paths; ``module`` is the torch model or None."""
     shape = tuple(manifest["options"]["input_shape"])
