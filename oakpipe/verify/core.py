@@ -17,6 +17,7 @@ from oakpipe.errors import ModelError, UserError
 from oakpipe.preprocessing import Preprocessing, frame_to_model_input
 from oakpipe.verify import ranges as fp16_ranges
 from oakpipe.verify import runners
+from oakpipe.verify.fp16_onnx import fp16_onnx_outputs
 from oakpipe.verify.metrics import Comparison, compare, is_image
 
 STAGE_ORDER = ("onnx", "device", "ir", "ov2021", "fp16")
@@ -163,13 +164,8 @@ def verify_subject(subject: VerifySubject, frames: list[tuple[str, np.ndarray]],
         "ir": runners.ir_outputs(subject.ir, raw, names),
         "ov2021": runners.ov2021_outputs(subject.device_onnx, raw, names),
     }
-    fp16_captured: dict = {}
-    if subject.module is not None:
-        candidates["fp16"], fp16_captured = runners.fp16_outputs(subject.module, xs, names)
-    else:
-        from oakpipe.verify.fp16_onnx import fp16_onnx_outputs
-
-        candidates["fp16"] = fp16_onnx_outputs(subject.model_onnx, xs, names)
+    # The exported graph with every tensor rounded to FP16: every op, not only modules.
+    candidates["fp16"] = fp16_onnx_outputs(subject.model_onnx, xs, names)
 
     report = VerifyReport(subject.name, labels, reference_label, [])
     for stage in STAGE_ORDER:
@@ -178,7 +174,7 @@ def verify_subject(subject: VerifySubject, frames: list[tuple[str, np.ndarray]],
     failed = [s for s in report.stages if not s.passed]
     if failed:
         report.first_failure = failed[0].stage
-        report.blame = blame(failed[0].stage, subject, truth, raw[0], xs[0], fp16_captured)
+        report.blame = blame(failed[0].stage, subject, truth, raw[0], xs[0])
         if failed[0].stage == "fp16" and subject.module is None and report.fp16_flags:
             report.blame = fp16_ranges.describe(report.fp16_flags[0])  # no modules: the range check names the node
     return report
@@ -200,7 +196,7 @@ def stage_results(stage: str, reference: list[dict], candidate: list[dict] | Non
     for name in names:
         image = is_image(reference[0][name].shape)
         if candidate is None:
-            note = "reference" if stage == "onnx" else "not emulated (control flow)"
+            note = "reference"
             results.append(StageResult(stage, name, None, True, tolerances.describe(stage, image), note))
             continue
         worst = worst_comparison([compare(r[name], c[name]) for r, c in zip(reference, candidate)])
@@ -216,12 +212,12 @@ def worst_comparison(items: list[Comparison]) -> Comparison:
     return max(items, key=badness)
 
 
-def blame(stage: str, subject: VerifySubject, truth: Preprocessing, frame: np.ndarray, x: np.ndarray,
-          fp16_captured: dict) -> str:
+def blame(stage: str, subject: VerifySubject, truth: Preprocessing, frame: np.ndarray, x: np.ndarray) -> str:
     if stage == "device":
         return blame_device_graph(subject, truth, frame, x)
     if stage in ("ir", "fp16") and subject.module is not None:
-        return blame_fp16(subject.module, x, fp16_captured)
+        _, captured = runners.fp16_outputs(subject.module, [x], subject.output_names)
+        return blame_fp16(subject.module, x, captured)
     if stage == "ov2021":
         return ("OpenVINO 2021.4's own ONNX reader computes the device graph differently, and the blob is "
                 "compiled from that reading: try another --opset, or simplify the op named in its warnings")

@@ -1,9 +1,10 @@
 """FP16 emulation for a model that started as ONNX (there is no PyTorch module to hook).
 
-Each node runs on its own in onnxruntime, on inputs rounded to float16, and its outputs
-are rounded to float16 before the next node sees them: values past 65504 become inf, as
-on the device. Arithmetic inside a node stays float32 (as the PyTorch-side emulation).
-One small session per node is cheap next to the compile (about 5 ms each).
+Every float tensor the graph computes goes through a Cast to float16 and back before the
+next node sees it, and the weights are rounded the same way: values past 65504 become
+inf, as on the device, and every intermediate keeps float16's 11 significant bits.
+Arithmetic inside a node stays float32 (as in the PyTorch-side emulation). One session,
+one run per input: as fast as the float32 graph.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-FLOAT = onnx.TensorProto.FLOAT
-UNSUPPORTED = {"If", "Loop", "Scan"}  # subgraphs: not emulated node by node
+FLOAT, FLOAT16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+ROUNDED = "_oakpipe_fp16"
 
 
 def round16(value: np.ndarray) -> np.ndarray:
@@ -25,61 +26,45 @@ def round16(value: np.ndarray) -> np.ndarray:
     return value
 
 
-class NodeByNode:
-    """A graph split into one onnxruntime session per node."""
-
-    def __init__(self, path: Path) -> None:
-        model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
-        graph = model.graph
-        if any(node.op_type in UNSUPPORTED for node in graph.node):
-            raise ValueError("graphs with control flow are not emulated node by node")
-        self.opsets = list(model.opset_import)
-        self.types = {v.name: v.type for v in list(graph.value_info) + list(graph.input) + list(graph.output)}
-        self.constants = {i.name: round16(numpy_helper.to_array(i)) for i in graph.initializer}
-        self.input_name = next(i.name for i in graph.input if i.name not in self.constants)
-        self.nodes = list(graph.node)
-        self.sessions: list = [None] * len(self.nodes)
-
-    def session(self, index: int):
-        import onnxruntime as ort
-
-        if self.sessions[index] is None:
-            node = self.nodes[index]
-            inputs = [n for n in dict.fromkeys(node.input) if n]
-            constants = [numpy_helper.from_array(self.constants[n], n) for n in inputs if n in self.constants]
-            graph = helper.make_graph(
-                [node], f"node{index}",
-                [self.port(n) for n in inputs if n not in self.constants],
-                [self.port(n) for n in node.output if n],
-                constants,
-            )
-            model = helper.make_model(graph, opset_imports=self.opsets)
-            model.ir_version = min(model.ir_version, 9)
-            self.sessions[index] = ort.InferenceSession(model.SerializeToString(),
-                                                        providers=["CPUExecutionProvider"])
-        return self.sessions[index]
-
-    def port(self, name: str):
-        if name in self.types:
-            return helper.make_value_info(name, self.types[name])
-        return helper.make_tensor_value_info(name, FLOAT, None)
-
-    def run(self, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-        values: dict[str, np.ndarray] = {}
-        values[self.input_name] = round16(x)
-        for index in range(len(self.nodes)):
-            session = self.session(index)
-            feeds = {i.name: values[i.name] for i in session.get_inputs()}
-            outputs = session.run(None, feeds)
-            for name, value in zip([o.name for o in session.get_outputs()], outputs):
-                values[name] = round16(np.asarray(value))
-        return {n: values[n] for n in names}
+def float_outputs(model: onnx.ModelProto) -> set[str]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    values = list(inferred.graph.value_info) + list(inferred.graph.output)
+    return {v.name for v in values if v.type.tensor_type.elem_type == FLOAT}
 
 
-def fp16_onnx_outputs(path: Path, inputs: list[np.ndarray], names: list[str]) -> list[dict] | None:
-    """FP16-rounded outputs per input, or None when the graph cannot be split this way."""
-    try:
-        emulator = NodeByNode(path)
-    except ValueError:
-        return None
-    return [emulator.run(x, names) for x in inputs]
+def with_fp16_rounding(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose float weights are rounded and whose float tensors pass through
+    Cast(float16) -> Cast(float) after the node that makes them."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    for index, init in enumerate(graph.initializer):
+        if init.data_type == FLOAT:
+            graph.initializer[index].CopyFrom(numpy_helper.from_array(round16(numpy_helper.to_array(init)), init.name))
+    rounded = float_outputs(model) | {o.name for o in graph.output}
+    nodes = []
+    for node in graph.node:
+        nodes.append(node)
+        for position, name in enumerate(node.output):
+            if name not in rounded:
+                continue
+            raw, half = f"{name}{ROUNDED}_raw", f"{name}{ROUNDED}_half"
+            node.output[position] = raw
+            nodes.append(helper.make_node("Cast", [raw], [half], to=FLOAT16))
+            nodes.append(helper.make_node("Cast", [half], [name], to=FLOAT))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
+
+
+def fp16_onnx_outputs(path: Path, inputs: list[np.ndarray], names: list[str]) -> list[dict]:
+    """FP16-rounded outputs of the graph at ``path``, per input."""
+    import onnxruntime as ort
+
+    model = with_fp16_rounding(onnx.load(str(path)))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    results = []
+    for x in inputs:
+        values = session.run(names, {input_name: round16(x)})
+        results.append({n: np.asarray(v, np.float32) for n, v in zip(names, values)})
+    return results

@@ -1,9 +1,11 @@
 """Run the same inputs through each stage of the chain.
 
-Every runner returns, per input, a dict of output name -> float32 array. The FP16
-emulation rounds weights and every module's output to float16 (values past 65504 become
-inf, as on the device), with arithmetic inside a layer in float32: neither onnxruntime nor
-OpenVINO gives true FP16 arithmetic on this CPU (OpenVINO would silently use bf16).
+Every runner returns, per input, a dict of output name -> float32 array. ``fp16_outputs``
+rounds weights and every module's output to float16 (values past 65504 become inf, as on
+the device): verify uses it to name the first PyTorch module that loses FP16 precision
+(the FP16 stage itself runs the exported graph with every tensor rounded, fp16_onnx.py).
+Neither onnxruntime nor OpenVINO gives true FP16 arithmetic on this CPU (OpenVINO would
+silently use bf16).
 """
 
 from __future__ import annotations
