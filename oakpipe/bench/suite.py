@@ -50,6 +50,8 @@ def run_bench(quick: bool, progress: Progress) -> dict:
         workdir = Path(tmp)
         progress.say("host inference of the stylizer at 256x256")
         results["inference"] = inference_table(workdir, plan)
+        progress.say("host pipeline against raw OpenVINO on a 1.2 GMAC CNN; halve's per-frame cost")
+        results["pipeline"] = pipeline_table(workdir, plan)
         results["manual_2021"] = manual_reference(workdir)
         progress.say("scaling with input size and model size")
         results["scaling"] = scaling_table(workdir, plan, progress)
@@ -81,6 +83,20 @@ def inference_table(workdir: Path, plan: BenchPlan) -> dict:
     }
     return {"model": "stylizer", "size": 256, "gmac": gmac_of(export), "runtimes": rows,
             "pipeline_over_openvino": rows["pipeline"]["fps"] / rows["openvino"]["fps"]}
+
+
+def pipeline_table(workdir: Path, plan: BenchPlan) -> dict:
+    """``oakpipe run``'s own cost: against raw OpenVINO where inference dominates (BenchCNN),
+    and split by stage where inference is almost free (halve)."""
+    from oakpipe.api import convert as convert_model
+    from oakpipe.bench.models import BenchCNN
+
+    cnn = convert_model(BenchCNN(), name="benchcnn", out=workdir / "benchcnn", verify=False)
+    raw = inference.openvino_fps(cnn, plan.seconds, plan.repeats)
+    piped = inference.pipeline_fps(cnn, plan.pipeline_frames, plan.repeats)
+    halve = inference.pipeline_fps(export_for("halve", 256, workdir), 4 * plan.pipeline_frames, 1)
+    return {"model": "benchcnn", "gmac": gmac_of(cnn), "openvino": raw, "pipeline": piped,
+            "pipeline_over_openvino": piped["fps"] / raw["fps"], "halve": halve}
 
 
 def manual_reference(workdir: Path) -> dict | None:

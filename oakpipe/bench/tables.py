@@ -62,6 +62,20 @@ def inference_section(results: dict) -> list[str]:
     return lines
 
 
+def pipeline_section(results: dict) -> list[str]:
+    pipe = results.get("pipeline")
+    if not pipe:
+        return []
+    halve = pipe["halve"]
+    split = ", ".join(f"{k} {v:.2f}" for k, v in halve["stage_ms"].items() if v == v)
+    return [
+        f"## Host pipeline on a {pipe['gmac']:.2f} GMAC CNN", "",
+        f"Raw OpenVINO {pipe['openvino']['fps']:.1f} FPS, `oakpipe run` {pipe['pipeline']['fps']:.1f} FPS: "
+        f"{100 * pipe['pipeline_over_openvino']:.0f}% (same model, same requests in flight, one run).",
+        f"halve (inference nearly free): {halve['fps']:.0f} FPS; ms per frame, medians: {split}.", "",
+    ]
+
+
 def scaling_section(results: dict) -> list[str]:
     peak = results["peak"]["gflops"]
     rows = [[r["model"], f"{r['size']}x{r['size']}", f"{r['gmac']:.2f}", f"{r['cold_convert_s']:.1f}",
@@ -73,6 +87,6 @@ def scaling_section(results: dict) -> list[str]:
 
 def markdown(results: dict) -> str:
     lines = [f"# oakpipe bench, {results['date']}{' (quick)' if results['quick'] else ''}", ""]
-    for section in (machine_section, conversion_section, inference_section, scaling_section):
+    for section in (machine_section, conversion_section, inference_section, pipeline_section, scaling_section):
         lines += section(results)
     return "\n".join(lines)

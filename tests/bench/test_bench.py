@@ -18,6 +18,9 @@ def fake_results() -> dict:
                       "runtimes": {"pytorch": runtime, "onnxruntime": runtime, "openvino": runtime,
                                    "pipeline": {**runtime, "fps": 36.0, "stage_ms": {"inference": 25.0}}},
                       "pipeline_over_openvino": 0.9},
+        "pipeline": {"model": "benchcnn", "gmac": 1.24, "openvino": runtime, "pipeline": {**runtime, "fps": 38.0},
+                     "pipeline_over_openvino": 0.95,
+                     "halve": {**runtime, "fps": 800.0, "stage_ms": {"capture": 0.1, "display": 0.3}}},
         "scaling": [{"model": "stylizer", "size": 128, "gmac": 0.25, "cold_convert_s": 2.0, "openvino_fps": 100.0,
                      "blob_bytes": 1024}],
     }
@@ -27,6 +30,8 @@ def test_tables_show_ratios_and_fractions_of_peak():
     text = markdown(fake_results())
     assert "| openvino | 40.0 | 38.0-42.0 | 80.0 | 40% |" in text  # 1 GMAC * 2 * 40 FPS / 200 GFLOP/s
     assert "Pipeline / raw OpenVINO: 90%" in text
+    assert "Raw OpenVINO 40.0 FPS, `oakpipe run` 38.0 FPS: 95%" in text
+    assert "halve (inference nearly free): 800 FPS; ms per frame, medians: capture 0.10, display 0.30." in text
     assert "20.0 s; oakpipe's IR + blob stages: 1.0 s (20.0x faster)" in text
     assert "| stylizer | 128x128 | 0.25 | 2.0 | 100.0 | 25% | 1 KiB |" in text
 
