@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from oakpipe.errors import UserError
+from oakpipe.imageio import channels_of, read_image_u8
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -167,12 +168,14 @@ def _read_capture(capture, first: np.ndarray | None = None) -> Iterator[np.ndarr
 
 
 def read_image(path: Path) -> np.ndarray:
+    """A source image as the camera would see the scene: 3-channel BGR (grey is expanded)."""
     import cv2
 
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserError(f"{path}: cannot read it as an image", "use a PNG or JPEG file")
-    return image
+    image = read_image_u8(path, "--source")
+    channels = channels_of(image)
+    if channels == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return np.ascontiguousarray(image[:, :, :3]) if channels == 4 else image
 
 
 def repeat_image(image: np.ndarray, count: int | None) -> Iterator[np.ndarray]:

@@ -92,7 +92,7 @@ def test_bad_sources_are_user_errors(kind, tmp_path):
         spec, phrase = "57", "no camera at index 57"
     else:
         (tmp_path / "x.png").write_bytes(b"garbage")
-        spec, phrase = tmp_path / "x.png", "cannot read it as an image"
+        spec, phrase = tmp_path / "x.png", "cannot be read as an image"
     with pytest.raises(UserError, match=phrase):
         open_source(str(spec))
 
