@@ -212,7 +212,11 @@ class StageRunner:
         return record.info
 
     def _sha(self, stage: str) -> str:
-        return next(iter(self.manifest.stages[stage]["artifacts"].values()))
+        """One digest over all of a stage's artifacts (an IR's .bin as well as its .xml)."""
+        artifacts = self.manifest.stages[stage]["artifacts"]
+        if len(artifacts) == 1:
+            return next(iter(artifacts.values()))
+        return sha256_json(artifacts)
 
     def onnx(self, source: ModelSource) -> dict:
         options = self.options

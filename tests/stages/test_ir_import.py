@@ -55,3 +55,20 @@ def test_ir_refuses_a_second_contract(ir_v10, tmp_path):
 def test_ir_of_another_size_says_which(ir_v10, tmp_path):
     with pytest.raises(UserError, match=r"takes input \[1, 3, 32, 32\]"):
         convert(ConvertOptions(model=str(ir_v10 / "net.xml"), preprocessing=IDENTITY, out=tmp_path / "y"))
+
+
+def test_new_weights_in_the_bin_rebuild_the_blob(ir_v10, tmp_path):
+    """Same .xml, retrained .bin: every stage after the device graph must see the change."""
+    import shutil
+
+    folder = tmp_path / "src"
+    shutil.copytree(ir_v10, folder)
+    options = ConvertOptions(model=str(folder / "net.xml"), input_shape=(1, 3, 32, 32), preprocessing=IDENTITY,
+                             out=tmp_path / "net")
+    first = convert(options)
+    weights = bytearray((folder / "net.bin").read_bytes())
+    weights[-4:] = np.float32(3.0).tobytes()  # change one stored value
+    (folder / "net.bin").write_bytes(bytes(weights))
+    second = convert(options)
+    for stage in ("device", "ir", "blob"):
+        assert first.manifest["stages"][stage]["key"] != second.manifest["stages"][stage]["key"], stage
