@@ -121,13 +121,18 @@ def run_options(args: argparse.Namespace):
 
 def run_and_report(export, options, progress: Progress) -> int:
     from oakpipe.live import run_export
+    from oakpipe.live.signals import exit_code
 
-    summary = run_export(export, options, progress)
-    print(f"oakpipe run: {summary.one_line()}")
+    summary = run_export(export, options, progress)  # every file is complete (or an error) by now
+    lines = [f"oakpipe run: {summary.one_line()}"]
     for label, path in (("recorded", options.record), ("frames in", options.save_frames), ("strip", options.strip)):
-        if path is not None and summary.frames:
-            print(f"  {label:<10} {path}")
-    return 0
+        if path is not None and summary.frames and Path(path).exists():
+            lines.append(f"  {label:<10} {path}")
+    try:
+        print("\n".join(lines), flush=True)
+    except OSError:  # SIGHUP: the terminal is gone; the files are what matters
+        pass
+    return exit_code(summary.signum) if summary.signum else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -261,9 +266,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"oakpipe: {exc.label}: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("oakpipe: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP during run (oakpipe.live.signals)
+        from oakpipe.live.signals import exit_code, signal_name, signal_of
+
+        try:
+            print(f"oakpipe: interrupted ({signal_name(signal_of(exc))})", file=sys.stderr)
+        except OSError:  # the terminal is gone (SIGHUP)
+            pass
+        return exit_code(signal_of(exc))
     except Exception as exc:  # a bug: one line, the traceback on request
         if debug:
             raise

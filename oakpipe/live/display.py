@@ -15,6 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from oakpipe.errors import UserError
+from oakpipe.live.files import (
+    commit,
+    has_mp4_index,
+    make_folder,
+    no_space,
+    over_size_limit,
+    temporary_name,
+    write_image,
+)
 from oakpipe.live.options import RunOptions
 
 MIN_VIEW_HEIGHT = 240  # smaller networks (e.g. 128x128) are upscaled for viewing
@@ -109,37 +118,77 @@ class Window:
 
 
 class Recorder:
-    """MP4 (mp4v) of the overlaid view; opened on the first frame, when its size is known."""
+    """MP4 (mp4v) of the overlaid view; opened on the first frame, when its size is known.
+
+    Written under a temporary name; ``close`` reads the frame count back and only then
+    renames it, so ``--record``'s path holds a playable video or nothing.
+    """
+
+    #: frames between two free-space checks (one statvfs call: about a second of video)
+    CHECK_EVERY = 30
 
     def __init__(self, path: Path, fps: float) -> None:
         self.path, self.fps, self.writer, self.frames = Path(path), fps, None, 0
+        self.temporary = temporary_name(self.path)
 
     def write(self, view: np.ndarray) -> None:
         import cv2
 
         if self.writer is None:
             h, w = view.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            self.writer = cv2.VideoWriter(str(self.temporary), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self.writer.isOpened():
+                self.writer = None
+                self.temporary.unlink(missing_ok=True)
                 raise UserError(f"--record {self.path}: OpenCV cannot write an mp4 there", "try another path")
         self.writer.write(view)
         self.frames += 1
+        if self.frames % self.CHECK_EVERY == 0:
+            full = no_space(self.temporary)
+            if full:  # stop while the video's index still fits, and keep what was recorded
+                self.close()
+                raise UserError(f"--record {self.path}: {full}: stopped after {self.frames} frames, "
+                                f"which are in {self.path}", "free some space there, or record to another disk")
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
+        """Finish the file and rename it into place; a UserError (and no file) if it does not play."""
+        if self.writer is None:
+            return
+        self.writer.release()
+        self.writer = None
+        try:
+            problem = self._unplayable()
+            if problem:
+                hint = ("free some space there, or record to another disk" if "no space" in problem else
+                        "raise the limit, or record fewer frames (--frames)" if "ulimit" in problem else
+                        "check the folder, or record somewhere else")
+                raise UserError(f"--record {self.path} was not written: {problem}", hint)
+            commit("--record", self.temporary, self.path)
+        finally:
+            self.temporary.unlink(missing_ok=True)
+
+    def _unplayable(self) -> str | None:
+        """Why the finished file does not play all its frames, or None when it does."""
+        import cv2
+
+        count = 0
+        if has_mp4_index(self.temporary):  # checked first: FFmpeg logs a line for a file without one
+            capture = cv2.VideoCapture(str(self.temporary))
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+            capture.release()
+        if count == self.frames:
+            return None
+        return (no_space(self.temporary) or over_size_limit(self.temporary)
+                or f"it plays {count} of the {self.frames} frames written")
 
 
 class FrameSaver:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_folder("--save-frames", self.folder)
 
     def write(self, index: int, view: np.ndarray) -> None:
-        import cv2
-
-        cv2.imwrite(str(self.folder / f"frame_{index:06d}.png"), view)
+        write_image("--save-frames", self.folder / f"frame_{index:06d}.png", view)
 
 
 class Strip:
@@ -161,15 +210,13 @@ class Strip:
             self.stride *= 2
 
     def save(self) -> None:
-        import cv2
-
         if not self.kept:
             return
         picks = np.linspace(0, len(self.kept) - 1, min(self.rows, len(self.kept))).round().astype(int)
         rows = [self.kept[i] for i in dict.fromkeys(picks.tolist())]
         width = max(r.shape[1] for r in rows)
         rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0))) for r in rows]
-        cv2.imwrite(str(self.path), np.concatenate(rows, axis=0))
+        write_image("--strip", self.path, np.concatenate(rows, axis=0))
 
 
 class Outputs:
@@ -201,10 +248,14 @@ class Outputs:
             return self.window.show(overlaid)
         return True
 
-    def close(self) -> None:
-        if self.recorder:
-            self.recorder.close()
-        if self.strip:
-            self.strip.save()
-        if self.window:
-            self.window.close()
+    def close(self) -> UserError | None:
+        """Close every sink, even after one fails; -> the first failure (a UserError), or None."""
+        failures: list[UserError] = []
+        for close in (self.recorder and self.recorder.close, self.strip and self.strip.save,
+                      self.window and self.window.close):
+            if close:
+                try:
+                    close()
+                except UserError as exc:
+                    failures.append(exc)
+        return failures[0] if failures else None

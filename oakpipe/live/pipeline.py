@@ -18,6 +18,7 @@ from oakpipe.live.display import Outputs, choose_display, overlay, side_by_side
 from oakpipe.live.export_check import RunnableExport, open_for_run
 from oakpipe.live.options import DEFAULT_HEADLESS_FRAMES, RunOptions
 from oakpipe.live.result import STAGES, Inferred, RunSummary
+from oakpipe.live.signals import STOPPED_BY, file_size_limit_is_an_error, signal_of, stop_on_signals
 from oakpipe.progress import Progress
 
 
@@ -35,8 +36,16 @@ def choose_backend(requested: str, progress: Progress) -> str:
 
 def run_export(export: Path | RunnableExport, options: RunOptions, progress: Progress | None = None,
                on_frame=None) -> RunSummary:
-    """Run an export live; ``on_frame(inferred, picture)`` sees every decoded frame (tests, tools)."""
-    progress = progress or Progress(quiet=True)
+    """Run an export live; ``on_frame(inferred, picture)`` sees every decoded frame (tests, tools).
+
+    SIGTERM and SIGHUP stop the frame loop like Ctrl-C (``oakpipe.live.signals``), so the
+    files are complete whatever ends the run; a file that could not be written is a UserError.
+    """
+    with stop_on_signals():
+        return _run(export, options, progress or Progress(quiet=True), on_frame)
+
+
+def _run(export: Path | RunnableExport, options: RunOptions, progress: Progress, on_frame) -> RunSummary:
     runnable = export if isinstance(export, RunnableExport) else open_for_run(Path(export))
     window, why = choose_display(options.display)
     backend = choose_backend(options.backend, progress)
@@ -55,13 +64,17 @@ def run_export(export: Path | RunnableExport, options: RunOptions, progress: Pro
         stream, source_name, source_fps, limit, closers = _host_stream(runnable, options, window, progress)
     progress.say(f"  run        {runnable.name} {runnable.width}x{runnable.height} on {backend}, "
                  f"source {source_name}, display: {why}" + (f", {limit} frames" if limit else ""))
-    outputs = Outputs(options, window, options.fps or source_fps or 30.0, name=runnable.name)
-    try:
-        return _loop(stream, runnable, outputs, backend, source_name, on_frame)
-    finally:
-        outputs.close()
-        for close in closers:
-            close()
+    with file_size_limit_is_an_error():
+        outputs = Outputs(options, window, options.fps or source_fps or 30.0, name=runnable.name)
+        try:
+            summary = _loop(stream, runnable, outputs, backend, source_name, on_frame)
+        finally:  # on any exit: every file finished (or removed), the source released
+            failure = outputs.close()
+            for close in closers:
+                close()
+    if failure is not None:
+        raise failure
+    return summary
 
 
 def _host_stream(runnable: RunnableExport, options: RunOptions, window: bool, progress: Progress):
@@ -88,7 +101,7 @@ def _loop(stream: Iterator[Inferred], runnable: RunnableExport, outputs: Outputs
           source_name: str, on_frame) -> RunSummary:
     stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
     latency: list[float] = []
-    shows, stopped_by = "", "source ended"
+    shows, stopped_by, signum = "", "source ended", None
     begun = time.perf_counter()
     recent: list[float] = []
     try:
@@ -114,11 +127,12 @@ def _loop(stream: Iterator[Inferred], runnable: RunnableExport, outputs: Outputs
                 break
         else:
             stopped_by = "source ended or --frames reached"
-    except KeyboardInterrupt:
-        stopped_by = "interrupted (Ctrl-C)"
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP
+        signum = signal_of(exc)
+        stopped_by = STOPPED_BY.get(signum, "interrupted")
     finally:
         close = getattr(stream, "close", None)
         if close is not None:
             close()
     seconds = time.perf_counter() - begun
-    return RunSummary(backend, source_name, len(latency), seconds, stopped_by, stage_ms, latency, shows)
+    return RunSummary(backend, source_name, len(latency), seconds, stopped_by, stage_ms, latency, shows, signum)

@@ -41,6 +41,8 @@ class RunSummary:
     stage_ms: dict[str, list[float]] = field(default_factory=dict)
     latency_ms: list[float] = field(default_factory=list)
     shows: str = ""
+    #: the signal that stopped the run (SIGINT for Ctrl-C, SIGTERM, SIGHUP), None if it ended by itself
+    signum: int | None = None
 
     @property
     def mean_fps(self) -> float:
