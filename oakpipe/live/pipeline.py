@@ -18,7 +18,13 @@ from oakpipe.live.display import Outputs, choose_display, overlay, side_by_side
 from oakpipe.live.export_check import RunnableExport, open_for_run
 from oakpipe.live.options import DEFAULT_HEADLESS_FRAMES, RunOptions
 from oakpipe.live.result import STAGES, Inferred, RunSummary
-from oakpipe.live.signals import STOPPED_BY, file_size_limit_is_an_error, signal_of, stop_on_signals
+from oakpipe.live.signals import (
+    STOPPED_BY,
+    file_size_limit_is_an_error,
+    signal_of,
+    stop_on_signals,
+    whole_frame,
+)
 from oakpipe.progress import Progress
 
 
@@ -106,22 +112,8 @@ def _loop(stream: Iterator[Inferred], runnable: RunnableExport, outputs: Outputs
     recent: list[float] = []
     try:
         for item in stream:
-            t0 = time.perf_counter()
-            picture, shows = decode_outputs(item.outputs, runnable.preprocessing, (runnable.width, runnable.height))
-            t1 = time.perf_counter()
-            clean = side_by_side(item.frame, picture)
-            if on_frame is not None:
-                on_frame(item, picture)
-            recent = (recent + [t1])[-30:]
-            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
-            shown = overlay(clean, fps, (t1 - item.started) * 1e3, backend) if outputs.needs_overlay else None
-            keep_going = outputs.show(item.index, clean, shown)
-            t2 = time.perf_counter()
-            for stage in ("capture", "preprocessing", "inference"):
-                stage_ms[stage].append(item.timing.get(stage, math.nan))
-            stage_ms["decoding"].append((t1 - t0) * 1e3)
-            stage_ms["display"].append((t2 - t1) * 1e3)
-            latency.append((t2 - item.started) * 1e3)
+            with whole_frame():  # a signal here stops the run after this frame, not inside it
+                keep_going, shows = _one_frame(item, runnable, outputs, backend, on_frame, recent, stage_ms, latency)
             if not keep_going:
                 stopped_by = "stopped by the user"
                 break
@@ -136,3 +128,25 @@ def _loop(stream: Iterator[Inferred], runnable: RunnableExport, outputs: Outputs
             close()
     seconds = time.perf_counter() - begun
     return RunSummary(backend, source_name, len(latency), seconds, stopped_by, stage_ms, latency, shows, signum)
+
+
+def _one_frame(item: Inferred, runnable: RunnableExport, outputs: Outputs, backend: str, on_frame,
+               recent: list[float], stage_ms: dict[str, list[float]], latency: list[float]) -> tuple[bool, str]:
+    """Decode, show, record and time one frame; -> (keep going?, what the output shows as)."""
+    t0 = time.perf_counter()
+    picture, shows = decode_outputs(item.outputs, runnable.preprocessing, (runnable.width, runnable.height))
+    t1 = time.perf_counter()
+    clean = side_by_side(item.frame, picture)
+    if on_frame is not None:
+        on_frame(item, picture)
+    recent[:] = (recent + [t1])[-30:]
+    fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+    shown = overlay(clean, fps, (t1 - item.started) * 1e3, backend) if outputs.needs_overlay else None
+    keep_going = outputs.show(item.index, clean, shown)
+    t2 = time.perf_counter()
+    for stage in ("capture", "preprocessing", "inference"):
+        stage_ms[stage].append(item.timing.get(stage, math.nan))
+    stage_ms["decoding"].append((t1 - t0) * 1e3)
+    stage_ms["display"].append((t2 - t1) * 1e3)
+    latency.append((t2 - item.started) * 1e3)
+    return keep_going, shows

@@ -44,6 +44,27 @@ def exit_code(signum: int) -> int:
     return 128 + int(signum)
 
 
+class _Gate:
+    """Whether a stop signal may raise now, or must wait for the current frame to be finished."""
+
+    def __init__(self) -> None:
+        self.fired: int | None = None
+        self.holding = 0
+        self.pending = False
+
+    def handler(self, signum: int, frame) -> None:
+        if self.fired is not None:
+            return  # the run is already stopping: let it close its files
+        self.fired = signum
+        if self.holding:
+            self.pending = True
+        else:
+            raise Stopped(signum)
+
+
+_gate: _Gate | None = None
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Within the block, the first SIGINT/SIGTERM/SIGHUP raises ``Stopped``; later ones are ignored.
@@ -51,23 +72,37 @@ def stop_on_signals() -> Iterator[None]:
     Signal handlers can only be set from the main thread; elsewhere (a run in a worker
     thread) the block changes nothing.
     """
-    if threading.current_thread() is not threading.main_thread():
+    global _gate
+    if threading.current_thread() is not threading.main_thread() or _gate is not None:
         yield
         return
-    fired: list[int] = []
-
-    def handler(signum: int, frame) -> None:
-        if not fired:
-            fired.append(signum)
-            raise Stopped(signum)
-
+    _gate = gate = _Gate()
     # a signal ignored by whoever started us (nohup ignores SIGHUP) stays ignored
-    previous = {s: signal.signal(s, handler) for s in HANDLED if signal.getsignal(s) is not signal.SIG_IGN}
+    previous = {s: signal.signal(s, gate.handler) for s in HANDLED if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
+        _gate = None
+
+
+@contextmanager
+def whole_frame() -> Iterator[None]:
+    """A stop signal during the block takes effect at its end, so a frame is recorded, saved
+    and counted entirely or not at all (the summary's count is the recording's)."""
+    gate = _gate if threading.current_thread() is threading.main_thread() else None
+    if gate is None:
+        yield
+        return
+    gate.holding += 1
+    try:
+        yield
+    finally:
+        gate.holding -= 1
+    if not gate.holding and gate.pending:
+        gate.pending = False
+        raise Stopped(gate.fired)  # type: ignore[arg-type]
 
 
 @contextmanager
