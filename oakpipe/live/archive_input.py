@@ -21,6 +21,8 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
+import os
+import posixpath
 import shutil
 import tarfile
 import tempfile
@@ -29,8 +31,13 @@ from pathlib import Path
 
 from oakpipe.errors import UserError
 from oakpipe.live.export_check import RunnableExport, open_for_run
+from oakpipe.manifest import sha256_file
 from oakpipe.preprocessing import Preprocessing
 
+#: What an archive may hold, in one place: a config is a few KiB, a MyriadX model well under 1 GiB.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_MODEL_BYTES = 2 << 30
+MAX_MEMBERS = 1000
 BLOB_SUFFIXES = (".blob", ".superblob")
 HOST_SUFFIXES = (".onnx", ".xml")
 FRAME_TYPES = ("BGR888p", "RGB888p")
@@ -64,24 +71,73 @@ def _own_export_folder(path: Path) -> Path | None:
 
 
 def read_config(path: Path) -> tuple[dict, dict[str, tarfile.TarInfo]]:
+    """(config.json parsed, the archive's regular files by normalised name), every limit checked.
+
+    Only headers are read for the listing; config.json is read within its cap, and nothing
+    else is read until a backend needs the one model file the config names.
+    """
     try:
         with tarfile.open(path, "r:*") as tar:
-            members = {m.name.lstrip("./"): m for m in tar.getmembers() if m.isfile()}
+            members = list_members(tar, path)
             if "config.json" not in members:
                 raise UserError(f"{path.name} holds no config.json, so it is not an NN Archive", CONVERT_HINT)
-            handle = tar.extractfile(members["config.json"])
+            info = members["config.json"]
+            if info.size > MAX_CONFIG_BYTES:
+                raise UserError(f"{path.name}: config.json is {_size(info.size)}, more than the "
+                                f"{_size(MAX_CONFIG_BYTES)} a config may be", CONVERT_HINT)
+            handle = tar.extractfile(info)
             assert handle is not None
-            config = json.load(handle)
+            config = json.loads(handle.read(MAX_CONFIG_BYTES + 1))
     except UserError:
         raise
     except (tarfile.TarError, OSError, EOFError) as exc:
         why = "not a tar archive, or truncated" if isinstance(exc, tarfile.ReadError) else str(exc)
         raise UserError(f"{path.name} is not a readable NN Archive (.tar.xz): {why}", CONVERT_HINT) from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise UserError(f"{path.name}: config.json is not valid JSON ({exc})", CONVERT_HINT) from None
     if not isinstance(config, dict):
         raise UserError(f"{path.name}: config.json is not a JSON object", CONVERT_HINT)
     return config, members
+
+
+def list_members(tar: tarfile.TarFile, path: Path) -> dict[str, tarfile.TarInfo]:
+    """Regular files by normalised name; refuses links, devices, traversal and oversized members.
+
+    An NN Archive holds a config and model files, nothing else: anything that could write
+    outside a folder or point elsewhere marks a hostile or broken archive, refused outright.
+    """
+    members: dict[str, tarfile.TarInfo] = {}
+    for count, info in enumerate(tar, start=1):
+        if count > MAX_MEMBERS:
+            raise UserError(f"{path.name} holds more than {MAX_MEMBERS} members; an NN Archive holds a "
+                            "config and a model", CONVERT_HINT)
+        name = member_name(info.name, path)
+        if info.issym() or info.islnk():
+            raise UserError(f"{path.name}: member {name} is a link (to {info.linkname}); oakpipe reads no links "
+                            "from an archive", CONVERT_HINT)
+        if info.isdir():
+            continue
+        if not info.isfile():
+            raise UserError(f"{path.name}: member {name} is not a regular file (a device or pipe)", CONVERT_HINT)
+        if info.size > MAX_MODEL_BYTES:
+            raise UserError(f"{path.name}: member {name} is {_size(info.size)}, more than the "
+                            f"{_size(MAX_MODEL_BYTES)} a model may be", CONVERT_HINT)
+        members[name] = info
+    return members
+
+
+def member_name(raw: str, archive: Path) -> str:
+    """A member's name relative to the archive's root, or a UserError for absolute and ``..`` names."""
+    name = raw.replace("\\", "/")
+    normal = posixpath.normpath(name) if name else ""
+    if name.startswith("/") or normal == ".." or normal.startswith("../") or "/../" in f"/{name}/":
+        raise UserError(f"{archive.name}: member {raw!r} points outside the archive (absolute or ..)",
+                        "this archive is unsafe: do not run it; " + CONVERT_HINT)
+    return "" if normal == "." else normal
+
+
+def _size(count: int) -> str:
+    return f"{count / (1 << 30):.1f} GiB" if count >= 1 << 30 else f"{count / (1 << 20):.1f} MiB"
 
 
 def field(config: dict, dotted: str, archive: Path):
@@ -122,7 +178,7 @@ class ArchiveModel:
         self.archive, self.config, self.members = archive, config, members
         self.folder = archive.parent
         self.name = str(field(config, "model.metadata.name", archive))
-        self.model_path = str(field(config, "model.metadata.path", archive)).lstrip("./")
+        self.model_path = member_name(str(field(config, "model.metadata.path", archive)), archive)
         first = field(config, "model.inputs.0", archive)
         shape = field(config, "model.inputs.0.shape", archive)
         layout = str(first.get("layout") or "NCHW").upper()
@@ -137,9 +193,10 @@ class ArchiveModel:
         self.height, self.width, self.layout = dims["H"], dims["W"], layout
         self.input_shape = (1, 3, self.height, self.width)
         self.preprocessing, self.dai_type = archive_preprocessing(first.get("preprocessing") or {}, archive)
-        if self.model_path not in members:
-            raise UserError(f"{archive.name}: config.json names {self.model_path} but the archive does not hold it",
-                            CONVERT_HINT)
+        for name in self.named_files:
+            if name not in members:
+                raise UserError(f"{archive.name}: config.json names {name} but the archive does not hold it",
+                                CONVERT_HINT)
         self.output_names = [str(o.get("name", f"output{i}")) for i, o in enumerate(config["model"]["outputs"])]
 
     @classmethod
@@ -147,43 +204,51 @@ class ArchiveModel:
         return cls(archive, config, members)
 
     # -- files ------------------------------------------------------------------------------
+    @property
+    def named_files(self) -> list[str]:
+        """The members config.json names: its model, and an OpenVINO .xml's weights (.bin)."""
+        if self.model_path.lower().endswith(".xml"):
+            return [self.model_path, posixpath.splitext(self.model_path)[0] + ".bin"]
+        return [self.model_path]
+
     @cached_property
-    def _extracted(self) -> Path:
-        """The archive's files, unpacked once into a temporary folder removed at exit."""
+    def _folder(self) -> Path:
+        """A private temporary folder for the named members, removed at exit."""
         folder = Path(tempfile.mkdtemp(prefix="oakpipe-archive-"))
         atexit.register(shutil.rmtree, folder, True)
-        with tarfile.open(self.archive, "r:*") as tar:
-            tar.extractall(folder, members=list(self.members.values()), filter="data")
         return folder
 
-    def _member(self, suffixes: tuple[str, ...]) -> str | None:
-        if self.model_path.lower().endswith(suffixes):
-            return self.model_path
-        return next((n for n in self.members if n.lower().endswith(suffixes)), None)
+    def _extracted(self, name: str) -> Path:
+        """The named member ``name`` (and an .xml's .bin), streamed out of the archive under its caps."""
+        for member in [n for n in self.named_files if n == name or name.lower().endswith(".xml")]:
+            target = self._folder / posixpath.basename(member)
+            if not target.exists():
+                stream_member(self.archive, self.members[member], member, target)
+        return self._folder / posixpath.basename(name)
+
+    def _named(self, suffixes: tuple[str, ...]) -> str | None:
+        return self.model_path if self.model_path.lower().endswith(suffixes) else None
 
     @property
     def blob(self) -> Path:
-        """The RVC2 blob (the device backend's model)."""
-        name = self._member(BLOB_SUFFIXES)
+        """The RVC2 blob or superblob (the device backend's model)."""
+        name = self._named(BLOB_SUFFIXES)
         if name is None:
             raise UserError(f"{self.archive.name} holds no RVC2 blob (its model is {self.model_path}), "
                             "so an OAK (RVC2) cannot run it",
                             "run it with --backend host, or convert the model for RVC2 (oakpipe convert)")
-        if name.endswith(".superblob"):
-            raise UserError(f"{self.archive.name} holds a superblob, which oakpipe does not run yet",
-                            "convert the model to a plain blob (oakpipe convert)")
-        return self._extracted / name
+        return self._extracted(name)
 
     @cached_property
     def ir(self) -> Path:
         """An OpenVINO model for the host: U8 planar BGR frame in, the archive's preprocessing inside."""
-        name = self._member(HOST_SUFFIXES)
+        name = self._named(HOST_SUFFIXES)
         if name is None:
             raise UserError(f"{self.archive.name} holds only an RVC2 blob ({self.model_path}), which runs only on "
                             "an OAK's MyriadX, not on the host",
                             "attach an OAK (--backend device), or use an archive or export with an .onnx or "
                             "OpenVINO .xml/.bin")
-        return host_model(self._extracted / name, self)
+        return host_model(self._extracted(name), self)
 
     @cached_property
     def manifest(self) -> dict:
@@ -191,20 +256,49 @@ class ArchiveModel:
         type); read before the camera is opened, so an archive without a usable blob fails here."""
         from oakpipe.blobfile import read_blob
 
-        try:
-            info = read_blob(self.blob)
-        except UserError:
-            raise
-        except Exception as exc:  # a blob depthai cannot parse
-            raise UserError(f"{self.archive.name}: its blob does not parse ({exc})", CONVERT_HINT) from None
-        names = [p.name for p in info.outputs] or self.output_names
-        nchw = info.inputs[0].nchw if info.inputs else None
+        blob = self.blob
+        if blob.suffix == ".superblob":  # several blobs (one per SHAVE count): described by config.json
+            names, nchw = self.output_names, None
+        else:
+            try:
+                info = read_blob(blob)
+            except UserError:
+                raise
+            except Exception as exc:  # a blob depthai cannot parse
+                raise UserError(f"{self.archive.name}: its blob does not parse ({exc})", CONVERT_HINT) from None
+            names = [p.name for p in info.outputs] or self.output_names
+            nchw = info.inputs[0].nchw if info.inputs else None
         if nchw is not None and nchw != list(self.input_shape):
             raise UserError(f"{self.archive.name}: the blob takes {nchw} but config.json says "
                             f"{list(self.input_shape)}", CONVERT_HINT)
         return {"model": {"name": self.name, "kind": "nn-archive"}, "preprocessing": self.preprocessing.to_dict(),
                 "dai_type": self.dai_type,
                 "stages": {"blob": {"info": {"blob": {"outputs": [{"name": n} for n in names]}}}}}
+
+
+def stream_member(archive: Path, info: tarfile.TarInfo, name: str, target: Path) -> None:
+    """Copy one regular member to ``target`` in chunks, never past ``MAX_MODEL_BYTES``."""
+    temporary = target.with_name(f".{target.name}.part")
+    try:
+        with tarfile.open(archive, "r:*") as tar, open(temporary, "wb") as out:
+            handle = tar.extractfile(info)
+            if handle is None:
+                raise UserError(f"{archive.name}: member {name} is not a regular file", CONVERT_HINT)
+            copied = 0
+            while chunk := handle.read(1 << 20):
+                copied += len(chunk)
+                if copied > MAX_MODEL_BYTES:
+                    raise UserError(f"{archive.name}: member {name} is more than the {_size(MAX_MODEL_BYTES)} "
+                                    "a model may be", CONVERT_HINT)
+                out.write(chunk)
+        os.replace(temporary, target)
+    except (tarfile.TarError, EOFError) as exc:
+        raise UserError(f"{archive.name}: {name} cannot be read ({exc or 'truncated'})", CONVERT_HINT) from None
+    except OSError as exc:
+        raise UserError(f"{archive.name}: cannot unpack {name} into {target.parent}: {exc.strerror or exc}",
+                        "free some space there, or point TMPDIR at a disk with room") from None
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def host_model(model: Path, archive: ArchiveModel) -> Path:
@@ -236,7 +330,7 @@ def host_model(model: Path, archive: ArchiveModel) -> Path:
         step.preprocess().mean(list(pre.mean))
     if any(s != 1 for s in pre.scale):
         step.preprocess().scale(list(pre.scale))
-    digest = hashlib.sha256(model.read_bytes() + json.dumps(pre.to_dict()).encode()).hexdigest()[:12]
+    digest = hashlib.sha256((sha256_file(model) + json.dumps(pre.to_dict())).encode()).hexdigest()[:12]
     out = model.parent / f"{model.stem}_host_{digest}.xml"
     ov.save_model(ppp.build(), str(out), compress_to_fp16=False)
     return out
