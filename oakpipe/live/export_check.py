@@ -10,6 +10,7 @@ only logged on the device, not raised).
 from __future__ import annotations
 
 import hashlib
+import logging
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from oakpipe.convert import Export
 from oakpipe.errors import UserError
 from oakpipe.manifest import sha256_file
 from oakpipe.preprocessing import Preprocessing
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,10 +49,32 @@ def open_for_run(folder: Path) -> RunnableExport:
         raise UserError(f"{folder} has no manifest.json, so it is not an export folder",
                         "run oakpipe convert MODEL --out {folder}")
     export = Export.open(folder)
+    warning = verification_warning(folder, export.manifest)
+    if warning:
+        log.warning(warning)
     check_archive_holds_blob(export.archive, export.blob)
     width, height = check_blob_matches_ir(export)
     pre = Preprocessing.from_dict(export.manifest["preprocessing"])
     return RunnableExport(export, pre, width, height)
+
+
+def verification_warning(folder: Path, manifest: dict) -> str | None:
+    """One line when the export was not shown to compute what its model computes, else None.
+
+    ``verified`` is True only when verify ran to the end and passed; None (or absent) means
+    it was skipped (``--no-verify``) or never finished (killed while verifying).
+    """
+    verified = manifest.get("verified")
+    if verified is True:
+        return None
+    if verified is False:
+        return (f"{folder} FAILED verification (see {folder / 'verify.md'}): it may not compute what the model "
+                f"computes -> fix the model or options, then: oakpipe verify {folder}")
+    if (manifest.get("model") or {}).get("kind") == "ir":
+        return (f"{folder} is not verified: it was converted from an OpenVINO IR, so there is no source model "
+                "to compare it with")
+    return (f"{folder} is not verified (verification was skipped or did not finish) -> "
+            f"to verify it: oakpipe verify {folder}")
 
 
 def check_archive_holds_blob(archive: Path, blob: Path) -> None:
@@ -61,7 +86,10 @@ def check_archive_holds_blob(archive: Path, blob: Path) -> None:
                 raise UserError(f"{archive} holds no blob", "run oakpipe convert again")
             handle = tar.extractfile(members[0])
             assert handle is not None
-            inside = hashlib.sha256(handle.read()).hexdigest()
+            digest = hashlib.sha256()
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+            inside = digest.hexdigest()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise UserError(f"{archive} is not a readable NN Archive: {exc}", "run oakpipe convert again") from exc
     if inside != sha256_file(blob):
