@@ -139,3 +139,10 @@ def test_an_xml_brings_its_bin(tmp_path, scratch):
                          {"net/m.xml": b"<net/>"})
     with pytest.raises(UserError, match="names net/m.bin but the archive does not hold it"):
         open_archive(path)
+
+
+def test_an_archive_of_many_members_is_refused(tmp_path, monkeypatch, capsys):
+    path = write_archive(tmp_path / "many.tar.xz", config("m.onnx", [1, 3, 8, 8], {}, ["o"]),
+                         {f"f{i}": b"" for i in range(10)})
+    monkeypatch.setattr(archive_input, "MAX_MEMBERS", 5)
+    assert "holds more than 5 members" in refused(path, capsys)

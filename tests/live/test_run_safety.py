@@ -23,6 +23,7 @@ import pytest
 from oakpipe.errors import UserError
 from oakpipe.live import RunOptions, run_export
 from oakpipe.live.files import has_mp4_index
+from oakpipe.live.signals import Stopped, stop_on_signals, whole_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = ["--backend", "host", "--display", "none"]
@@ -141,3 +142,36 @@ def test_an_mp4_without_its_index_is_recognised(tmp_path):
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: data.rindex(b"moov") - 4])  # what a killed writer leaves
     assert not has_mp4_index(cut)
+
+
+def test_only_the_first_signal_stops_and_later_ones_wait_for_the_files():
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_on_signals():
+        with pytest.raises(Stopped) as info:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises as soon as the signal is delivered
+        assert info.value.signum == signal.SIGTERM
+        os.kill(os.getpid(), signal.SIGHUP)  # while the files are closed: ignored, not fatal
+        time.sleep(0.1)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_signal_during_a_frame_takes_effect_after_it():
+    done = []
+    with stop_on_signals(), pytest.raises(Stopped):
+        with whole_frame():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+            done.append("the rest of the frame")
+    assert done == ["the rest of the frame"]
+
+
+def test_nohup_keeps_sighup_ignored():
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_on_signals():
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.1)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
