@@ -21,6 +21,7 @@ from oakpipe.live.files import (
     make_folder,
     no_space,
     over_size_limit,
+    remove_stale,
     temporary_name,
     write_image,
 )
@@ -130,6 +131,7 @@ class Recorder:
     def __init__(self, path: Path, fps: float) -> None:
         self.path, self.fps, self.writer, self.frames = Path(path), fps, None, 0
         self.temporary = temporary_name(self.path)
+        remove_stale(self.path)
 
     def write(self, view: np.ndarray) -> None:
         import cv2
@@ -186,6 +188,7 @@ class FrameSaver:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         make_folder("--save-frames", self.folder)
+        remove_stale(self.folder / "frame_*.png")
 
     def write(self, index: int, view: np.ndarray) -> None:
         write_image("--save-frames", self.folder / f"frame_{index:06d}.png", view)
@@ -200,6 +203,7 @@ class Strip:
 
     def __init__(self, path: Path, rows: int) -> None:
         self.path, self.rows, self.stride, self.kept = Path(path), rows, 1, []
+        remove_stale(self.path)
 
     def add(self, index: int, view: np.ndarray) -> None:
         if index % self.stride:

@@ -28,6 +28,35 @@ def temporary_name(path: Path) -> Path:
     return temporary_sibling(Path(path))
 
 
+def remove_stale(path: Path) -> list[Path]:
+    """Remove the temporary files a killed run left for ``path`` (``kill -9`` allows no clean-up).
+
+    Only names of this module's pattern (``.STEM.tmp-PID-N.SUFFIX``; the stem may be a glob)
+    whose process no longer exists are removed. -> what was removed.
+    """
+    path = Path(path)
+    removed = []
+    for candidate in path.parent.glob(f".{path.stem}.tmp-*-*{path.suffix}"):
+        pid = candidate.name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            try:
+                candidate.unlink()
+                removed.append(candidate)
+            except OSError:
+                pass  # not ours to remove after all (another user's, a read-only folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def mount_of(path: Path) -> tuple[str, str]:
     """(mount point, file system type) of the file system holding ``path``."""
     here = Path(os.path.abspath(path))

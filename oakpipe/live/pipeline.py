@@ -21,9 +21,9 @@ from oakpipe.live.result import STAGES, Inferred, RunSummary
 from oakpipe.live.signals import (
     STOPPED_BY,
     file_size_limit_is_an_error,
+    held,
     signal_of,
     stop_on_signals,
-    whole_frame,
 )
 from oakpipe.progress import Progress
 
@@ -75,9 +75,10 @@ def _run(export: Path | RunnableExport, options: RunOptions, progress: Progress,
         try:
             summary = _loop(stream, runnable, outputs, backend, source_name, on_frame)
         finally:  # on any exit: every file finished (or removed), the source released
-            failure = outputs.close()
-            for close in closers:
-                close()
+            with held():
+                failure = outputs.close()
+                for close in closers:
+                    close()
     if failure is not None:
         raise failure
     return summary
@@ -112,7 +113,7 @@ def _loop(stream: Iterator[Inferred], runnable: RunnableExport, outputs: Outputs
     recent: list[float] = []
     try:
         for item in stream:
-            with whole_frame():  # a signal here stops the run after this frame, not inside it
+            with held():  # a signal here stops the run after this frame, not inside it
                 keep_going, shows = _one_frame(item, runnable, outputs, backend, on_frame, recent, stage_ms, latency)
             if not keep_going:
                 stopped_by = "stopped by the user"
@@ -125,7 +126,8 @@ def _loop(stream: Iterator[Inferred], runnable: RunnableExport, outputs: Outputs
     finally:
         close = getattr(stream, "close", None)
         if close is not None:
-            close()
+            with held():
+                close()
     seconds = time.perf_counter() - begun
     return RunSummary(backend, source_name, len(latency), seconds, stopped_by, stage_ms, latency, shows, signum)
 

@@ -88,9 +88,10 @@ def stop_on_signals() -> Iterator[None]:
 
 
 @contextmanager
-def whole_frame() -> Iterator[None]:
-    """A stop signal during the block takes effect at its end, so a frame is recorded, saved
-    and counted entirely or not at all (the summary's count is the recording's)."""
+def held() -> Iterator[None]:
+    """A stop signal during the block takes effect at its end: a frame is recorded, saved and
+    counted entirely or not at all (the summary's count is the recording's), and a file being
+    closed is finished before the run stops."""
     gate = _gate if threading.current_thread() is threading.main_thread() else None
     if gate is None:
         yield
@@ -103,6 +104,7 @@ def whole_frame() -> Iterator[None]:
     if not gate.holding and gate.pending:
         gate.pending = False
         raise Stopped(gate.fired)  # type: ignore[arg-type]
+
 
 
 @contextmanager

@@ -23,7 +23,7 @@ import pytest
 from oakpipe.errors import UserError
 from oakpipe.live import RunOptions, run_export
 from oakpipe.live.files import has_mp4_index
-from oakpipe.live.signals import Stopped, stop_on_signals, whole_frame
+from oakpipe.live.signals import Stopped, held, stop_on_signals
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = ["--backend", "host", "--display", "none"]
@@ -159,7 +159,7 @@ def test_only_the_first_signal_stops_and_later_ones_wait_for_the_files():
 def test_a_signal_during_a_frame_takes_effect_after_it():
     done = []
     with stop_on_signals(), pytest.raises(Stopped):
-        with whole_frame():
+        with held():
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.1)
             done.append("the rest of the frame")
@@ -175,3 +175,21 @@ def test_nohup_keeps_sighup_ignored():
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_the_next_run_removes_what_kill_9_left(halve_dir, tmp_path):
+    record, frames = tmp_path / "run.mp4", tmp_path / "frames"
+    process = oakpipe_process(["run", str(halve_dir), *HOST, "--source", "sample", "--fps", "30",
+                               "--frames", "100000", "--record", str(record), "--save-frames", str(frames)])
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".run.tmp-*.mp4")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.2)
+    process.kill()
+    process.wait(timeout=60)
+    left = hidden_leftovers(tmp_path)
+    assert left and not record.exists()
+    alive = tmp_path / f".run.tmp-{os.getpid()}-1.mp4"  # a run still going (this process): not touched
+    alive.write_bytes(b"in progress")
+    run_export(halve_dir, RunOptions(backend="host", display="none", frames=2, record=record, save_frames=frames))
+    assert hidden_leftovers(tmp_path) == [alive.name] and decoded_frames(record) == 2
