@@ -38,6 +38,8 @@ from oakpipe.preprocessing import Preprocessing
 MAX_CONFIG_BYTES = 1 << 20
 MAX_MODEL_BYTES = 2 << 30
 MAX_MEMBERS = 1000
+#: The largest input side accepted (4K sensors give at most 4056 x 3040); bounds the frame buffers.
+MAX_SIDE = 8192
 BLOB_SUFFIXES = (".blob", ".superblob")
 HOST_SUFFIXES = (".onnx", ".xml")
 FRAME_TYPES = ("BGR888p", "RGB888p")
@@ -53,7 +55,10 @@ def open_archive(path: Path) -> RunnableExport:
     if own is not None:
         return open_for_run(own)
     config, members = read_config(path)
-    model = ArchiveModel.from_config(path, config, members)
+    try:
+        model = ArchiveModel.from_config(path, config, members)
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # a field of the wrong type
+        raise UserError(f"{path.name}: config.json is malformed ({type(exc).__name__}: {exc})", CONVERT_HINT) from None
     check_with_depthai(path)
     return RunnableExport(model, model.preprocessing, model.width, model.height)  # type: ignore[arg-type]
 
@@ -190,6 +195,9 @@ class ArchiveModel:
         dims = dict(zip(layout, (int(d) for d in shape)))
         if dims["C"] != 3:
             raise UserError(f"{archive.name}: the input has {dims['C']} channels", "the camera feeds 3 (colour)")
+        if not (0 < dims["H"] <= MAX_SIDE and 0 < dims["W"] <= MAX_SIDE):
+            raise UserError(f"{archive.name}: the input is {dims['W']}x{dims['H']}; a camera frame is 1 to "
+                            f"{MAX_SIDE} pixels a side", CONVERT_HINT)
         self.height, self.width, self.layout = dims["H"], dims["W"], layout
         self.input_shape = (1, 3, self.height, self.width)
         self.preprocessing, self.dai_type = archive_preprocessing(first.get("preprocessing") or {}, archive)

@@ -146,3 +146,16 @@ def test_an_archive_of_many_members_is_refused(tmp_path, monkeypatch, capsys):
                          {f"f{i}": b"" for i in range(10)})
     monkeypatch.setattr(archive_input, "MAX_MEMBERS", 5)
     assert "holds more than 5 members" in refused(path, capsys)
+
+
+@pytest.mark.parametrize(("cfg", "phrase"), [
+    (config("m.onnx", [1, 3, 100000, 100000], {}, ["o"]), "the input is 100000x100000"),
+    (config("m.onnx", [1, 3, "tall", 8], {}, ["o"]), "config.json is malformed"),
+    (config("m.onnx", [1, 3, 8, 8], {"mean": ["a", "b", "c"]}, ["o"]), "config.json is malformed"),
+    (config("m.onnx", [1, 3, 8, 8], {}, ["o"]) | {"model": {"metadata": {"name": "m", "path": "m.onnx"},
+                                                            "inputs": ["not an object"], "outputs": ["o"]}},
+     "config.json lacks model.inputs.0.shape"),
+])
+def test_a_malformed_config_is_bad_input(tmp_path, capsys, cfg, phrase):
+    path = write_archive(tmp_path / "cfg.tar.xz", cfg, {"m.onnx": b"x"})
+    assert phrase in refused(path, capsys)
