@@ -86,6 +86,11 @@ def print_export(export) -> None:
             if not name.endswith(".bin"):
                 print(f"  {label:<12} {export.folder / name}")
     print(f"  {'manifest':<12} {export.folder / 'manifest.json'}")
+    from oakpipe.live.export_check import verification_warning
+
+    unverified = verification_warning(export.folder, export.manifest)
+    if unverified:  # --no-verify, or a verify that never finished
+        print(f"note: {unverified}")
     for port in blob["inputs"]:
         print(f"depthai reads: input {port['name']} {port['dims']} {port['data_type']}, "
               f"{blob['version']}, {blob['shaves']} shaves")

@@ -55,3 +55,13 @@ def with_verified(halve_dir: Path, tmp_path: Path, verified) -> Path:
         manifest["verified"] = verified
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
+
+
+def test_convert_without_verify_says_the_export_is_not_verified(halve_dir, tmp_path, capsys):
+    folder = tmp_path / "halve"
+    shutil.copytree(halve_dir, folder)
+    assert main(["--quiet", "convert", "halve", "--out", str(folder), "--no-verify"]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {folder} is not verified (verification was skipped or did not finish) -> "
+                     f"to verify it: oakpipe verify {folder}"]
+    assert json.loads((folder / "manifest.json").read_text())["verified"] is None
