@@ -143,7 +143,12 @@ class Recorder:
                 self.writer = None
                 self.temporary.unlink(missing_ok=True)
                 raise UserError(f"--record {self.path}: OpenCV cannot write an mp4 there", "try another path")
-        self.writer.write(view)
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # a failed write is reported once, at close
+        try:
+            self.writer.write(view)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         self.frames += 1
         if self.frames % self.CHECK_EVERY == 0:
             full = no_space(self.temporary)
