@@ -256,3 +256,34 @@ def test_video_through_a_real_oak(halve_dir, video):
     assert summary.frames == len(decoded)
     for frame, picture in seen:
         np.testing.assert_allclose(picture.astype(float), frame / 2, atol=1.0)  # U8 rounding
+
+
+@pytest.mark.parametrize(("state", "status", "says"), [
+    ("X_LINK_BOOTED", "X_LINK_SUCCESS", "in use by another program"),
+    ("X_LINK_UNBOOTED", "X_LINK_INSUFFICIENT_PERMISSIONS", 'SUBSYSTEM=="usb", ATTRS{idVendor}=="03e7", MODE="0666"'),
+    ("X_LINK_UNBOOTED", "X_LINK_COMMUNICATION_FAIL", "does not answer"),
+])
+def test_an_oak_that_cannot_be_used_says_why(state, status, says):
+    from oakpipe.live.oak_devices import UDEV_RELOAD, choose_oak, classify
+
+    with pytest.raises(DeviceError) as error:
+        choose_oak([classify(device_info(state, status), dai)])
+    assert error.value.exit_code == 6 and says in error.value.one_line()
+    if "udev" in says or "SUBSYSTEM" in says:
+        assert UDEV_RELOAD in error.value.one_line()
+
+
+@pytest.mark.parametrize("state", ["X_LINK_UNBOOTED", "X_LINK_BOOTLOADER", "X_LINK_FLASH_BOOTED"])
+def test_oaks_depthai_can_boot_are_chosen(state):
+    from oakpipe.live.oak_devices import choose_oak, classify
+
+    assert choose_oak([classify(device_info(state), dai)]).device_id == "14442C10D13EABCE00"
+
+
+def test_a_device_choice_that_matches_none_lists_what_is_attached():
+    from oakpipe.live.oak_devices import choose_oak, classify
+
+    with pytest.raises(DeviceError) as error:
+        choose_oak([classify(device_info(device_id="AAA", name="1.1"), dai)], "BBB")
+    assert error.value.exit_code == 6 and "--device BBB matches no OAK (attached: AAA at 1.1" in error.value.one_line()
+    assert choose_oak([classify(device_info(device_id="AAA", name="192.168.1.44"), dai)], "192.168.1.44").name
