@@ -169,9 +169,6 @@ class ArchiveModel:
             raise UserError(f"{self.archive.name} holds no RVC2 blob (its model is {self.model_path}), "
                             "so an OAK (RVC2) cannot run it",
                             "run it with --backend host, or convert the model for RVC2 (oakpipe convert)")
-        if name.endswith(".superblob"):
-            raise UserError(f"{self.archive.name} holds a superblob, which oakpipe does not run yet",
-                            "convert the model to a plain blob (oakpipe convert)")
         return self._extracted / name
 
     @cached_property

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -128,15 +129,28 @@ def stopped(why: str) -> DeviceError:
 
 def set_model(dai: Any, nn: Any, blob_path: str) -> None:
     """The blob, or the SUPERBLOB_SHAVES variant of a superblob, into the NeuralNetwork node."""
-    if not blob_path.endswith(".superblob"):
+    if blob_path.endswith(".superblob"):
+        nn.setBlob(superblob_variant(dai, blob_path))
+    else:
         nn.setBlobPath(blob_path)
-        return
-    superblob = dai.OpenVINO.SuperBlob(blob_path)
+
+
+def superblob_variant(dai: Any, path: str, shaves: int | None = None) -> Any:
+    """The ``dai.OpenVINO.Blob`` for ``shaves`` (default SUPERBLOB_SHAVES) out of a superblob.
+
+    A superblob is one blob plus a bsdiff patch per SHAVE count; an empty patch means "the
+    base blob as it is", so the variant's own SHAVE count is checked, not assumed.
+    """
+    shaves = shaves or SUPERBLOB_SHAVES
     try:
-        nn.setBlob(superblob.getBlobWithNumShaves(SUPERBLOB_SHAVES))
-    except RuntimeError as exc:
-        raise UserError(f"the superblob {blob_path} has no {SUPERBLOB_SHAVES}-SHAVE variant "
-                        f"({str(exc).strip().splitlines()[0]})", "convert the model to a blob (oakpipe convert)") from exc
+        blob = dai.OpenVINO.SuperBlob(str(path)).getBlobWithNumShaves(shaves)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise UserError(f"{path} is not a readable superblob: {str(exc).strip().splitlines()[0]}",
+                        "convert the model to a blob (oakpipe convert)") from exc
+    if blob.numShaves != shaves:
+        raise UserError(f"the superblob {Path(path).name} has no {shaves}-SHAVE variant (it gives a "
+                        f"{blob.numShaves}-SHAVE blob)", "convert the model to a blob (oakpipe convert)")
+    return blob
 
 
 def build_pipeline(dai: Any, device: Any, runnable: RunnableExport, fps: float | None, settings: DeviceSettings,

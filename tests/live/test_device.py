@@ -287,3 +287,38 @@ def test_a_device_choice_that_matches_none_lists_what_is_attached():
         choose_oak([classify(device_info(device_id="AAA", name="1.1"), dai)], "BBB")
     assert error.value.exit_code == 6 and "--device BBB matches no OAK (attached: AAA at 1.1" in error.value.one_line()
     assert choose_oak([classify(device_info(device_id="AAA", name="192.168.1.44"), dai)], "192.168.1.44").name
+
+
+def write_superblob(path: Path, blob: bytes, patches: dict[int, bytes] | None = None) -> Path:
+    """depthai's superblob layout: big-endian u64 blob size and 16 patch sizes, the blob, the patches.
+
+    An empty patch means "this SHAVE count is the base blob as it is".
+    """
+    import struct
+
+    patches = patches or {}
+    sizes = [len(patches.get(n, b"")) for n in range(1, dai.OpenVINO.SuperBlob.NUMBER_OF_PATCHES + 1)]
+    header = struct.pack(">17Q", len(blob), *sizes)
+    path.write_bytes(header + blob + b"".join(patches.get(n, b"") for n in range(1, 17)))
+    return path
+
+
+def test_superblob_archive_runs_its_six_shave_variant(halve_dir, tmp_path, monkeypatch):
+    from oakpipe.errors import UserError
+    from oakpipe.live.archive_input import open_archive
+    from tests.live.test_archive_input import config, write_archive
+
+    blob = next(halve_dir.glob("*.blob"))  # compiled for 6 SHAVEs, oakpipe's default
+    superblob = write_superblob(tmp_path / "halve.superblob", blob.read_bytes())
+    raw = {"mean": [0, 0, 0], "scale": [1, 1, 1], "reverse_channels": False, "dai_type": "BGR888p"}
+    archive = write_archive(tmp_path / "halve_super.tar.xz", config(superblob.name, [1, 3, 256, 256], raw, ["output"]),
+                            {superblob.name: superblob.read_bytes()})
+    oak = StandInOak(lambda bgr: {"output": halved(bgr)}, [np.zeros((256, 256, 3), np.uint8)] * 2)
+    assert len(list(device_inferred(open_archive(archive), None, 2, dai=oak.fake))) == 2
+    chosen = oak.nn.setBlob.call_args.args[0]
+    assert isinstance(chosen, dai.OpenVINO.Blob) and chosen.numShaves == 6
+    oak.nn.setBlobPath.assert_not_called()
+    with pytest.raises(UserError, match="has no 8-SHAVE variant"):
+        device_module.superblob_variant(dai, str(superblob), 8)
+    with pytest.raises(UserError, match="not a readable superblob"):
+        device_module.superblob_variant(dai, str(write_superblob(tmp_path / "bad.superblob", b"x", {3: b"nope"})))
