@@ -13,6 +13,7 @@ is not a ``RuntimeError``), a stalled device just stops sending; both end the ru
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from oakpipe.errors import DeviceError, UserError
 from oakpipe.live import oak_devices
 from oakpipe.live.decode import nn_data_to_outputs
 from oakpipe.live.export_check import RunnableExport
-from oakpipe.live.oak_devices import Oak, choose_oak, list_oaks, load_depthai, open_device
+from oakpipe.live.oak_devices import Oak, choose_oak, list_oaks, load_depthai, open_device, usb_speed_warning
 from oakpipe.live.result import Inferred
 
 __all__ = ["DeviceSettings", "SequencePairer", "device_inferred", "load_depthai", "require_device"]
@@ -193,6 +194,9 @@ def device_inferred(runnable: RunnableExport, fps: float | None, limit: int | No
     oak = require_device(dai, settings.device)
     names = [p["name"] for p in runnable.export.manifest["stages"]["blob"]["info"]["blob"]["outputs"]]
     device = open_device(oak, dai)
+    slow = usb_speed_warning(device.getUsbSpeed())
+    if slow:
+        logging.getLogger("oakpipe").warning(slow)
     try:
         pipeline, results, frames, inputs = build_pipeline(dai, device, runnable, fps, settings, source is not None)
         pipeline.start()

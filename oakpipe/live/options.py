@@ -42,6 +42,9 @@ class RunOptions:
     nn_queue: int = 1
 
     def __post_init__(self) -> None:
+        if self.device and self.backend == "host":
+            raise UserError(f"--device {self.device} chooses an OAK, but --backend host runs on this computer",
+                            "drop --backend host (or --device)")
         if self.nn_queue < 1:
             raise UserError(f"--nn-queue {self.nn_queue} must be at least 1", "use 1 (lowest latency)")
         if self.backend not in BACKENDS:

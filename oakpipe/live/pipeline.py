@@ -39,7 +39,7 @@ def run_export(export: Path | RunnableExport, options: RunOptions, progress: Pro
     progress = progress or Progress(quiet=True)
     runnable = export if isinstance(export, RunnableExport) else open_for_run(Path(export))
     window, why = choose_display(options.display)
-    backend = choose_backend(options.backend, progress)
+    backend = choose_backend("device" if options.device else options.backend, progress)  # --device: an OAK
     limit = options.frames
     if backend == "device":
         from oakpipe.live.device import device_stream

@@ -66,17 +66,18 @@ class StandInOak:
 
     ``network(bgr) -> {name: array}`` is what the blob computes; ``camera`` the frames its camera
     sees. ``disconnect_after`` closes every queue after that many results, as depthai does when the
-    device is lost; ``stall_after`` stops sending without closing anything.
+    device is lost; ``stall_after`` stops sending without closing anything; ``stop_after`` stops
+    the pipeline (``isRunning()`` False) with its queues open.
     """
 
-    def __init__(self, network, camera=(), infos=None, disconnect_after=None, stall_after=None):
+    def __init__(self, network, camera=(), infos=None, disconnect_after=None, stall_after=None, stop_after=None):
         from unittest import mock
 
         import depthai as dai
 
         self.dai = dai
         self.network, self.camera = network, list(camera)
-        self.disconnect_after, self.stall_after = disconnect_after, stall_after
+        self.disconnect_after, self.stall_after, self.stop_after = disconnect_after, stall_after, stop_after
         self.fake = fake = mock.create_autospec(dai)
         for name in REAL:
             setattr(fake, name, getattr(dai, name))
@@ -135,6 +136,9 @@ class StandInOak:
                     self._stop()  # what depthai does when a node throws on a lost device
                     return
                 if count == self.stall_after:
+                    return
+                if count == self.stop_after:
+                    self.running = False  # a node stopped the pipeline; its queues stay open
                     return
                 if self.nn.input.createInputQueue.called:
                     frame = self.inputs.get()

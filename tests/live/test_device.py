@@ -322,3 +322,62 @@ def test_superblob_archive_runs_its_six_shave_variant(halve_dir, tmp_path, monke
         device_module.superblob_variant(dai, str(superblob), 8)
     with pytest.raises(UserError, match="not a readable superblob"):
         device_module.superblob_variant(dai, str(write_superblob(tmp_path / "bad.superblob", b"x", {3: b"nope"})))
+
+
+def test_stopped_pipeline_is_one_device_error(tmp_path, fast_deadlines):
+    oak = StandInOak(halve_network, camera_frames(10), stop_after=2)
+    with pytest.raises(DeviceError, match=r"stopped responding \(the pipeline stopped\)"):
+        list(device_inferred(fake_runnable(tmp_path), None, 10, dai=oak.fake))
+
+
+def test_deadlines_scale_with_the_model_expected_speed(tmp_path):
+    runnable = fake_runnable(tmp_path)
+    assert device_module.expected_frame_s(runnable, None) == pytest.approx(1 / 30)
+    runnable.export.manifest["stages"]["blob"]["info"]["preflight"] = {"estimates": {"estimated_fps": [0.8, 2.1]}}
+    assert device_module.expected_frame_s(runnable, 30) == pytest.approx(1 / 0.8)  # adain-like: 1.25 s a frame
+    deadline = device_module.Deadline(dai, None, device_module.expected_frame_s(runnable, 30))
+    assert deadline.later_s == pytest.approx(12.5) and deadline.seconds == device_module.FIRST_RESULT_S
+
+
+def test_usb2_link_is_warned_at_run(tmp_path, caplog):
+    oak = StandInOak(halve_network, camera_frames(1))
+    oak.fake.Device.return_value.getUsbSpeed.return_value = dai.UsbSpeed.HIGH
+    with caplog.at_level("WARNING", logger="oakpipe"):
+        list(device_inferred(fake_runnable(tmp_path), None, 1, dai=oak.fake))
+    assert "USB2 (HIGH)" in caplog.text
+
+
+def test_device_options_are_checked_before_any_work(halve_dir, tmp_path, monkeypatch, capsys):
+    from oakpipe.errors import UserError
+
+    with pytest.raises(UserError, match="--backend host runs on this computer"):
+        RunOptions(backend="host", device="1.3")
+    with pytest.raises(UserError, match="--nn-queue 0"):
+        RunOptions(nn_queue=0)
+    use(StandInOak(halve_network, infos=[device_info(device_id="AAA", name="1.1")]), monkeypatch)
+    code = main(["--quiet", "run", str(halve_dir), "--display", "none", "--device", "BBB",
+                 "--record", str(tmp_path / "r.mp4")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 6 and len(err) == 1 and "--device BBB matches no OAK (attached: AAA at 1.1" in err[0]
+    assert not (tmp_path / "r.mp4").exists()  # refused before any file was opened
+
+
+@pytest.mark.oak
+def test_closing_a_real_oak_mid_run_is_exit_6_with_the_recording_kept(halve_dir, tmp_path, monkeypatch):
+    """With an OAK attached: the device closed under the run (the nearest a test gets to pulling the
+    cable) ends it with one DeviceError and a playable recording of the frames before."""
+    import cv2
+
+    from oakpipe.live import oak_devices
+
+    opened, real_open = [], oak_devices.open_device
+    monkeypatch.setattr(device_module, "open_device", lambda oak, d: opened.append(real_open(oak, d)) or opened[-1])
+    record = tmp_path / "r.mp4"
+
+    def on_frame(item, picture):
+        if item.index == 4:
+            opened[0].close()
+
+    with pytest.raises(DeviceError, match="stopped responding"):
+        run_export(halve_dir, RunOptions(backend="device", display="none", frames=50, record=record), on_frame=on_frame)
+    assert int(cv2.VideoCapture(str(record)).get(cv2.CAP_PROP_FRAME_COUNT)) == 5
