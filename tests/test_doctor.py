@@ -139,3 +139,17 @@ def test_real_doctor_compiles_a_one_op_model(capsys):
     for name in ("python", "torch", "onnx", "onnxruntime", "openvino", "depthai", "compiler", "oak devices",
                  "display", "telemetry"):
         assert f"\n{name} " in "\n" + out
+
+
+def test_usb_speed_is_read_from_the_opened_oak(monkeypatch):
+    """The default speed probe opens the OAK through depthai (an autospec of it here) and closes it."""
+    import depthai as dai
+
+    from tests.live.conftest import StandInOak
+
+    oak = StandInOak(lambda bgr: {})
+    oak.fake.Device.return_value.getUsbSpeed.return_value = dai.UsbSpeed.SUPER
+    monkeypatch.setattr("oakpipe.live.oak_devices.load_depthai", lambda: oak.fake)
+    [row] = doctor.device_rows()
+    assert row.status == OK and row.detail.endswith("ready, USB SUPER")
+    oak.fake.Device.return_value.close.assert_called_once()
