@@ -13,6 +13,7 @@ is not a ``RuntimeError``), a stalled device just stops sending; both end the ru
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -204,6 +205,9 @@ def device_inferred(runnable: RunnableExport, fps: float | None, limit: int | No
         device.close()
         raise DeviceError(f"the OAK refused the pipeline: {str(exc).strip().splitlines()[0]}",
                           "unplug and replug it; check it is not used by another program") from exc
+    except BaseException:  # e.g. a superblob without the variant: the device must not stay open
+        device.close()
+        raise
     deadline = Deadline(dai, pipeline, expected_frame_s(runnable, fps))
     try:
         if source is None:
@@ -218,8 +222,10 @@ def device_inferred(runnable: RunnableExport, fps: float | None, limit: int | No
             if limit is not None and index + 1 >= limit:
                 return
     finally:
-        pipeline.stop()
-        device.close()
+        with contextlib.suppress(Exception):  # a lost device may fail to stop: keep the error that ended the run
+            pipeline.stop()
+        with contextlib.suppress(Exception):
+            device.close()
 
 
 def camera_pairs(deadline: Deadline, results: Any, frames: Any) -> Iterator[tuple[np.ndarray, Any]]:
