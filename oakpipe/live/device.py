@@ -131,10 +131,14 @@ def stopped(why: str) -> DeviceError:
 
 def set_model(dai: Any, nn: Any, blob_path: str) -> None:
     """The blob, or the SUPERBLOB_SHAVES variant of a superblob, into the NeuralNetwork node."""
-    if blob_path.endswith(".superblob"):
-        nn.setBlob(superblob_variant(dai, blob_path))
-    else:
-        nn.setBlobPath(blob_path)
+    try:
+        if blob_path.endswith(".superblob"):
+            nn.setBlob(superblob_variant(dai, blob_path))
+        else:
+            nn.setBlobPath(blob_path)
+    except RuntimeError as exc:  # e.g. a blob for another platform (RVC3/RVC4): the file is at fault
+        raise UserError(f"{Path(blob_path).name} cannot run on an OAK (RVC2): {str(exc).strip().splitlines()[0]}",
+                        "convert the model for RVC2 (oakpipe convert)") from exc
 
 
 def superblob_variant(dai: Any, path: str, shaves: int | None = None) -> Any:

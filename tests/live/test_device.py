@@ -381,3 +381,15 @@ def test_closing_a_real_oak_mid_run_is_exit_6_with_the_recording_kept(halve_dir,
     with pytest.raises(DeviceError, match="stopped responding"):
         run_export(halve_dir, RunOptions(backend="device", display="none", frames=50, record=record), on_frame=on_frame)
     assert int(cv2.VideoCapture(str(record)).get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+
+
+def test_a_blob_depthai_refuses_is_one_user_error_and_the_device_is_closed(tmp_path):
+    from oakpipe.errors import UserError
+
+    oak = StandInOak(halve_network, camera_frames(1))
+    oak.nn.setBlobPath.side_effect = RuntimeError("Blob is not compiled for RVC2 platform\nmore")
+    with pytest.raises(UserError) as error:
+        list(device_inferred(fake_runnable(tmp_path), None, 1, dai=oak.fake))
+    assert error.value.exit_code == 2 and "fake.blob cannot run on an OAK (RVC2): Blob is not compiled" in str(error.value)
+    oak.fake.Device.return_value.close.assert_called_once()
+    oak.pipeline.start.assert_not_called()
