@@ -55,10 +55,15 @@ def read_blob(path: Path) -> BlobInfo:
     os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
     import depthai as dai
 
-    try:
-        blob = dai.OpenVINO.Blob(str(path))
-    except RuntimeError as exc:
-        raise UserError(f"{path} is not a readable MyriadX blob: {exc}", "re-run oakpipe convert") from exc
+    if str(path).endswith(".superblob"):  # the variant the device backend will run
+        from oakpipe.live.device import superblob_variant
+
+        blob = superblob_variant(dai, str(path))
+    else:
+        try:
+            blob = dai.OpenVINO.Blob(str(path))
+        except RuntimeError as exc:
+            raise UserError(f"{path} is not a readable MyriadX blob: {exc}", "re-run oakpipe convert") from exc
 
     def ports(mapping) -> list[BlobPort]:
         return [BlobPort(name, list(t.dims), t.dataType.name) for name, t in mapping.items()]

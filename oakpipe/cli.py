@@ -114,6 +114,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-frames", type=Path, help="write each side-by-side frame as a PNG into DIR")
     parser.add_argument("--fps", type=float, help="camera / source frame rate (default: the source's)")
     parser.add_argument("--strip", type=Path, help="write input | output for 4 frames to OUT.png")
+    parser.add_argument("--device", help="the OAK to run on: its MxId, USB port name or IP (see oakpipe doctor)")
+    parser.add_argument("--nn-queue", type=int, default=1,
+                        help="frames the OAK's network input queue holds (default 1, the lowest latency)")
 
 
 def run_options(args: argparse.Namespace):
@@ -121,7 +124,7 @@ def run_options(args: argparse.Namespace):
 
     return RunOptions(backend=args.backend, source=args.source, frames=args.frames, display=args.display,
                       record=args.record, save_frames=args.save_frames, fps=args.fps, strip=args.strip,
-                      port=args.port, host=args.host)
+                      port=args.port, host=args.host, device=args.device, nn_queue=args.nn_queue)
 
 
 def run_and_report(export, options, progress: Progress) -> int:

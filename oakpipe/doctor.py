@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +24,6 @@ from oakpipe.versions import version_of
 OK, WARN, FAIL = "ok", "warn", "fail"
 MOVIDIUS_VENDOR = "03e7"  # Intel Movidius / Luxonis: every RVC2 OAK, booted or not
 USB_DEVICES = Path("/sys/bus/usb/devices")
-UDEV_RULE = ("echo 'SUBSYSTEM==\"usb\", ATTRS{idVendor}==\"03e7\", MODE=\"0666\"' | "
-             "sudo tee /etc/udev/rules.d/80-movidius.rules && sudo udevadm control --reload-rules "
-             "&& sudo udevadm trigger")
 #: The packages oakpipe imports, and what each is for (the detail when it is missing).
 PACKAGES = {"torch": "export", "onnx": "graphs", "onnxruntime": "verify", "openvino": "IR stage",
             "depthai": "camera and blob parsing"}
@@ -118,36 +115,59 @@ def movidius_usb_devices(root: Path = USB_DEVICES) -> list[str]:
     return found
 
 
-def device_row(depthai_devices: Sequence | None = None, usb_ids: Iterable[str] | None = None,
-               system: str | None = None) -> Row:
-    """OAKs depthai can open; on Linux, ones the USB bus shows but depthai cannot (udev)."""
-    if depthai_devices is None:
-        try:
-            from oakpipe.live.device import attached_devices
+def device_rows(oaks: Sequence | None = None, usb_ids: Iterable[str] | None = None, system: str | None = None,
+                usb_speed: Callable | None = None) -> list[Row]:
+    """One row per OAK on the bus with its state, MxId, port and USB speed; or why there is none.
 
-            depthai_devices = attached_devices()
+    ``usb_speed(oak)`` opens a ready OAK for its link speed (a few seconds: the firmware boots).
+    """
+    from oakpipe.live import oak_devices as od
+
+    if oaks is None:
+        try:
+            oaks = od.list_oaks()
         except Exception as exc:  # depthai missing or broken: the package row says more
-            return Row("oak devices", WARN, f"depthai cannot list devices: {exc}", "pip install 'depthai>=3,<4'")
+            return [Row("oak devices", WARN, f"depthai cannot list devices: {exc}", "pip install 'depthai>=3,<4'")]
+    if oaks:
+        return [oak_row(oak, usb_speed or read_usb_speed) for oak in oaks]
     system = system or platform.system()
     usb = list(usb_ids) if usb_ids is not None else (movidius_usb_devices() if system == "Linux" else [])
-    if depthai_devices:
-        names = ", ".join(describe_device(d) for d in depthai_devices)
-        return Row("oak devices", OK, f"{len(depthai_devices)} attached: {names}")
     if usb:
-        return Row("oak devices", WARN, f"USB shows {', '.join(usb)} but depthai cannot open it "
-                   "(no permission: udev rule missing)", UDEV_RULE + "  then unplug and replug the OAK")
-    return Row("oak devices", WARN, "none attached (oakpipe run --backend host emulates one)",
-               "plug an OAK into a USB3 port (in a container: -v /dev/bus/usb:/dev/bus/usb)")
+        return [Row("oak devices", WARN, f"USB shows {', '.join(usb)} but depthai cannot open it "
+                    "(no permission: udev rule missing)", od.UDEV_FIX)]
+    return [Row("oak devices", WARN, "none attached (oakpipe run --backend host emulates one)", od.NO_DEVICE_HINT)]
 
 
-def describe_device(device) -> str:
-    for getter in ("getDeviceId", "getMxId", "getName"):
-        if hasattr(device, getter):
-            try:
-                return f"{getattr(device, getter)()} ({getattr(device, 'state', '?')})"
-            except Exception:
-                continue
-    return str(device)
+def oak_row(oak, usb_speed: Callable) -> Row:
+    from oakpipe.live import oak_devices as od
+
+    name = f"oak {oak.device_id or oak.name or '?'}"
+    where = f"{oak.protocol} {oak.name or '?'}, state {oak.state}"
+    problem = oak.problem()
+    if problem is not None:
+        return Row(name, WARN, f"{where}: {problem[0]}", problem[1])
+    try:
+        speed = usb_speed(oak) if oak.protocol.startswith("USB") else None
+    except Exception as exc:  # it may have been taken or unplugged since the listing
+        return Row(name, WARN, f"{where}: listed, but it did not open ({exc})", "unplug and replug it")
+    shown = getattr(speed, "name", speed)
+    detail = f"{where}, ready" + (f", USB {shown}" if shown else "")
+    slow = od.usb_speed_warning(speed) if speed is not None else None
+    if slow:
+        return Row(name, WARN, f"{detail}: {slow}", "plug it into a USB3 port (blue) with a USB3 cable")
+    return Row(name, OK, detail)
+
+
+def read_usb_speed(oak):
+    """The link speed of a ready OAK (depthai reports it only for an open device)."""
+    from oakpipe.live import oak_devices as od
+
+    dai = od.load_depthai()
+    device = od.open_device(oak, dai)
+    try:
+        return device.getUsbSpeed()
+    finally:
+        device.close()
 
 
 def display_row(env: Mapping[str, str] | None = None, gui: bool | None = None, window_test: bool = True) -> Row:
@@ -193,7 +213,7 @@ def telemetry_row(env: Mapping[str, str] | None = None) -> Row:
 
 
 def run_checks(compile_probe: bool = True) -> list[Row]:
-    return [python_row(), *package_rows(), compiler_row(compile_probe), device_row(), display_row(), telemetry_row()]
+    return [python_row(), *package_rows(), compiler_row(compile_probe), *device_rows(), display_row(), telemetry_row()]
 
 
 def table_lines(rows: Sequence[Row]) -> list[str]:

@@ -34,9 +34,9 @@ def pytest_collection_modifyitems(config, items):
 
 def oak_attached() -> bool:
     try:
-        import depthai as dai
+        from oakpipe.live.oak_devices import READY, list_oaks
 
-        return bool(dai.Device.getAllAvailableDevices())
+        return any(oak.usable == READY for oak in list_oaks())
     except Exception:
         return False
 

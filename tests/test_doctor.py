@@ -47,22 +47,53 @@ def test_movidius_devices_from_sysfs(tmp_path):
     assert doctor.movidius_usb_devices(tmp_path / "absent") == []
 
 
-def test_usb_device_that_depthai_cannot_open_gets_the_udev_rule(tmp_path):
-    row = doctor.device_row([], usb_ids=["03e7:2485"], system="Linux")
+def test_usb_device_that_depthai_cannot_list_gets_the_udev_rule(tmp_path):
+    [row] = doctor.device_rows([], usb_ids=["03e7:2485"], system="Linux")
     assert row.status == WARN and "03e7:2485" in row.detail
     assert "80-movidius.rules" in row.fix and 'ATTRS{idVendor}=="03e7"' in row.fix and "udevadm trigger" in row.fix
 
 
-def test_devices():
-    class FakeInfo:
-        state = "X_LINK_UNBOOTED"
+def oaks_in(*states: tuple[str, str]):
+    """The OAKs as oakpipe classifies depthai's real DeviceInfo objects in these (state, status)."""
+    import depthai as dai
 
-        def getDeviceId(self):  # noqa: N802 - depthai's name
-            return "1844301011B546F500"
+    from oakpipe.live.oak_devices import classify
+    from tests.live.conftest import device_info
 
-    ok = doctor.device_row([FakeInfo()], usb_ids=["03e7:2485"], system="Linux")
-    assert ok.status == OK and "1844301011B546F500" in ok.detail
-    none = doctor.device_row([], usb_ids=[], system="Linux")
+    return [classify(device_info(state, status, device_id=f"MX{i}", name=f"1.{i}"), dai)
+            for i, (state, status) in enumerate(states)]
+
+
+def test_each_oak_state_is_told_apart():
+    import depthai as dai
+
+    from oakpipe.live.oak_devices import UDEV_RELOAD, UDEV_RULE
+
+    oaks = oaks_in(("X_LINK_UNBOOTED", "X_LINK_SUCCESS"), ("X_LINK_BOOTED", "X_LINK_SUCCESS"),
+                   ("X_LINK_UNBOOTED", "X_LINK_INSUFFICIENT_PERMISSIONS"), ("X_LINK_BOOTLOADER", "X_LINK_SUCCESS"),
+                   ("X_LINK_FLASH_BOOTED", "X_LINK_SUCCESS"))
+    opened = []
+    rows = doctor.device_rows(oaks, usb_speed=lambda oak: opened.append(oak.device_id) or dai.UsbSpeed.SUPER)
+    ready, busy, locked, bootloader, flashed = rows
+    assert [r.name for r in rows] == [f"oak MX{i}" for i in range(5)]
+    assert ready.status == OK and ready.detail == "USB_VSC 1.0, state UNBOOTED, ready, USB SUPER"
+    assert busy.status == WARN and "in use by another program" in busy.detail
+    assert locked.status == WARN and "no udev rule" in locked.detail
+    assert UDEV_RULE in locked.fix and UDEV_RELOAD in locked.fix
+    assert bootloader.status == OK and "state BOOTLOADER" in bootloader.detail
+    assert flashed.status == OK and "state FLASH_BOOTED" in flashed.detail
+    assert opened == ["MX0", "MX3", "MX4"]  # only ready OAKs are opened for their speed
+
+
+def test_usb2_link_warns():
+    import depthai as dai
+
+    [row] = doctor.device_rows(oaks_in(("X_LINK_UNBOOTED", "X_LINK_SUCCESS")), usb_speed=lambda oak: dai.UsbSpeed.HIGH)
+    assert row.status == WARN and "USB2 (HIGH)" in row.detail and "USB3" in row.fix
+
+
+def test_no_oak():
+    [none] = doctor.device_rows([], usb_ids=[], system="Linux")
     assert none.status == WARN and "none attached" in none.detail and "udev" not in none.fix
 
 
@@ -108,3 +139,17 @@ def test_real_doctor_compiles_a_one_op_model(capsys):
     for name in ("python", "torch", "onnx", "onnxruntime", "openvino", "depthai", "compiler", "oak devices",
                  "display", "telemetry"):
         assert f"\n{name} " in "\n" + out
+
+
+def test_usb_speed_is_read_from_the_opened_oak(monkeypatch):
+    """The default speed probe opens the OAK through depthai (an autospec of it here) and closes it."""
+    import depthai as dai
+
+    from tests.live.conftest import StandInOak
+
+    oak = StandInOak(lambda bgr: {})
+    oak.fake.Device.return_value.getUsbSpeed.return_value = dai.UsbSpeed.SUPER
+    monkeypatch.setattr("oakpipe.live.oak_devices.load_depthai", lambda: oak.fake)
+    [row] = doctor.device_rows()
+    assert row.status == OK and row.detail.endswith("ready, USB SUPER")
+    oak.fake.Device.return_value.close.assert_called_once()

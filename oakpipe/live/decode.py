@@ -20,14 +20,24 @@ class NNDataLike(Protocol):
     """The part of ``depthai.NNData`` the decoder uses (a mock in tests)."""
 
     def getAllLayerNames(self) -> list[str]: ...
-    def getTensor(self, name: str, dequantize: bool = False) -> np.ndarray: ...
+    def getTensor(self, name: str, *args) -> np.ndarray: ...
+    def getTensorInfo(self, name: str): ...
 
 
 def nn_data_to_outputs(message: NNDataLike, names: list[str] | None = None) -> dict[str, np.ndarray]:
     """An NNData message -> {output name: float32 array, shaped (NCHW)}, in the blob's output order."""
     available = list(message.getAllLayerNames())
     order = [n for n in (names or []) if n in available] + [n for n in available if n not in (names or [])]
-    return {name: np.asarray(message.getTensor(name), dtype=np.float32) for name in order}
+    return {name: np.asarray(nchw_tensor(message, name), dtype=np.float32) for name in order}
+
+
+def nchw_tensor(message: NNDataLike, name: str) -> np.ndarray:
+    """A 4-D tensor asked for in NCHW whatever order the device stored it in (as Luxonis' parsers
+    do); other ranks as they are (depthai would pad a 2-D one to N x C x 1 x 1)."""
+    info = message.getTensorInfo(name)
+    if info.numDimensions == 4:
+        return message.getTensor(name, type(info.order).NCHW)
+    return message.getTensor(name)
 
 
 def squeeze_batch(array: np.ndarray) -> np.ndarray:

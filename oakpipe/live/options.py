@@ -36,8 +36,17 @@ class RunOptions:
     #: ``--display web``: where to serve the view (default 127.0.0.1:8080; port 0 = any free one).
     port: int | None = None
     host: str | None = None
+    #: ``--device``: the OAK to run on (MxId, USB port name or IP); None = the only one attached.
+    device: str | None = None
+    #: ``--nn-queue``: frames the OAK's network input holds (non-blocking for the camera).
+    nn_queue: int = 1
 
     def __post_init__(self) -> None:
+        if self.device and self.backend == "host":
+            raise UserError(f"--device {self.device} chooses an OAK, but --backend host runs on this computer",
+                            "drop --backend host (or --device)")
+        if self.nn_queue < 1:
+            raise UserError(f"--nn-queue {self.nn_queue} must be at least 1", "use 1 (lowest latency)")
         if self.backend not in BACKENDS:
             raise UserError(f"--backend {self.backend!r} is not one of {', '.join(BACKENDS)}", "use --backend auto")
         if self.display not in DISPLAYS:

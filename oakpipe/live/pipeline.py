@@ -32,9 +32,9 @@ def choose_backend(requested: str, progress: Progress) -> str:
     """``auto`` -> the camera if one is attached, else the host emulator; says which."""
     if requested != "auto":
         return requested
-    from oakpipe.live.device import attached_devices
+    from oakpipe.live.oak_devices import list_oaks
 
-    devices = attached_devices()
+    devices = list_oaks()  # busy or unreadable ones too: the device backend then says why it cannot use them
     choice = "device" if devices else "host"
     progress.say(f"  backend    {choice} ({'an OAK is attached' if devices else 'no OAK attached: emulating it on the CPU'})")
     return choice
@@ -54,18 +54,12 @@ def run_export(export: Path | RunnableExport, options: RunOptions, progress: Pro
 def _run(export: Path | RunnableExport, options: RunOptions, progress: Progress, on_frame) -> RunSummary:
     runnable = export if isinstance(export, RunnableExport) else open_for_run(Path(export))
     window, why = choose_display(options.display)
-    backend = choose_backend(options.backend, progress)
+    backend = choose_backend("device" if options.device else options.backend, progress)  # --device: an OAK
     limit = options.frames
     if backend == "device":
-        from oakpipe.live.device import device_inferred, require_device
+        from oakpipe.live.device import device_stream
 
-        if options.backend == "device":
-            require_device()  # one line now, before any file is opened
-        source_name, source_fps = "OAK camera", options.fps
-        if limit is None and not window:
-            limit = DEFAULT_HEADLESS_FRAMES
-        stream: Iterator[Inferred] = device_inferred(runnable, options.fps, limit)
-        closers: list = []
+        stream, source_name, source_fps, limit, closers = device_stream(runnable, options, window)
     else:
         stream, source_name, source_fps, limit, closers = _host_stream(runnable, options, window, progress)
     progress.say(f"  run        {runnable.name} {runnable.width}x{runnable.height} on {backend}, "
@@ -146,7 +140,7 @@ def _one_frame(item: Inferred, runnable: RunnableExport, outputs: Outputs, backe
     shown = overlay(clean, fps, (t1 - item.started) * 1e3, backend) if outputs.needs_overlay else None
     keep_going = outputs.show(item.index, clean, shown)
     t2 = time.perf_counter()
-    for stage in ("capture", "preprocessing", "inference"):
+    for stage in STAGES[:-2]:  # the backend's own; decoding and display are measured here
         stage_ms[stage].append(item.timing.get(stage, math.nan))
     stage_ms["decoding"].append((t1 - t0) * 1e3)
     stage_ms["display"].append((t2 - t1) * 1e3)

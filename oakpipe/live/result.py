@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STAGES = ("capture", "preprocessing", "inference", "decoding", "display")
+#: ``receive``: capture (or host send) to host receipt, from depthai's timestamps (device only).
+STAGES = ("capture", "preprocessing", "inference", "receive", "decoding", "display")
 
 
 @dataclass

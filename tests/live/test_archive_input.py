@@ -22,7 +22,7 @@ from oakpipe.live import RunOptions, run_export
 from oakpipe.live.archive_input import open_archive
 from oakpipe.live.device import device_inferred
 from oakpipe.preprocessing import IMAGENET_MEAN, IMAGENET_SCALE, Preprocessing, bgr_to_planar, frame_to_model_input
-from tests.live.test_device import fake_depthai
+from tests.live.conftest import StandInOak
 
 HOST = dict(backend="host", display="none")
 SIZE = 64
@@ -111,22 +111,23 @@ def test_blob_only_archive_on_the_host_explains_in_one_line(halve_dir, tmp_path)
 def test_blob_only_archive_runs_on_a_stand_in_device(halve_dir, tmp_path):
     runnable = open_archive(halve_blob_archive(halve_dir, tmp_path))
     assert (runnable.name, runnable.width, runnable.height) == ("tiny", 256, 256)
-    fake = fake_depthai(3)
-    items = list(device_inferred(runnable, fps=None, limit=3, dai=fake))
+    oak = StandInOak(lambda bgr: {"output": np.zeros((1, 3, 256, 256))}, [np.zeros((256, 256, 3), np.uint8)] * 3)
+    items = list(device_inferred(runnable, fps=None, limit=3, dai=oak.fake))
     assert len(items) == 3
-    blob_path = Path(fake.nn.setBlobPath.call_args.args[0])
+    blob_path = Path(oak.nn.setBlobPath.call_args.args[0])
     assert blob_path.read_bytes() == next(halve_dir.glob("*.blob")).read_bytes()
-    fake.camera.requestOutput.assert_called_once_with((256, 256), fake.ImgFrame.Type.BGR888p,
-                                                      fake.ImgResizeMode.CROP, None)
+    oak.camera_node.requestOutput.assert_called_once_with((256, 256), oak.dai.ImgFrame.Type.BGR888p,
+                                                          oak.dai.ImgResizeMode.CROP, None)
 
 
 def test_onnx_archive_on_a_device_says_it_has_no_blob(tiny_onnx, tmp_path):
     archive = write_archive(tmp_path / "t.tar.xz", config("tiny.onnx", [1, 3, SIZE, SIZE], IMAGENET_RGB, ["out"]),
                             {"tiny.onnx": tiny_onnx[1]})
-    fake = fake_depthai(1)
+    oak = StandInOak(lambda bgr: {})
     with pytest.raises(UserError, match="holds no RVC2 blob"):
-        list(device_inferred(open_archive(archive), None, 1, dai=fake))
-    fake.Pipeline.assert_not_called()  # refused before the camera is opened
+        list(device_inferred(open_archive(archive), None, 1, dai=oak.fake))
+    oak.fake.Pipeline.assert_not_called()  # refused before the camera is opened
+    oak.fake.Device.assert_not_called()
 
 
 def test_our_archive_in_its_export_folder_runs_as_the_export(halve_dir):
