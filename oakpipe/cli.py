@@ -156,8 +156,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from oakpipe.convert import convert, options_from_manifest
 
     progress = Progress(quiet=args.quiet)
+    from oakpipe.models.source import names_a_model
+
     target = Path(args.model) if args.model else None  # None: --config names the model
-    if target is not None and target.is_dir():
+    if target is not None and (target.is_dir() or not names_a_model(args.model)):  # a folder, maybe missing
         options = options_from_manifest(target, verify_image=args.image, tolerance=args.tolerance)
     else:
         options = replace(convert_options(args), verify=True)

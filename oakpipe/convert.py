@@ -7,11 +7,12 @@ imports neither torch nor OpenVINO).
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from oakpipe.manifest import Manifest, export_lock, run_stage, sha256_file, sha256_json
+from oakpipe.manifest import Manifest, export_lock, read_manifest, run_stage, sha256_file, sha256_json
 from oakpipe.models.source import ModelSource, parse_model_spec
 from oakpipe.options import ConvertOptions
 from oakpipe.precheck import check_before_work
@@ -72,7 +73,7 @@ class Export:
     def open(cls, folder: Path) -> "Export":
         from oakpipe.errors import UserError
 
-        manifest = Manifest.load(folder)
+        manifest = Manifest(folder, read_manifest(folder))
         if not manifest.data.get("complete"):
             raise UserError(f"{folder} holds no complete export", "run oakpipe convert first (or again)")
         needed = [s for s in STAGES if s != "onnx" or manifest.data["model"].get("kind") != "ir"]
@@ -173,12 +174,18 @@ BUILTIN_PHOTO = PACKAGE / "data" / "astronaut.jpg"  # verify's default photograp
 def code_hash(*modules: str, runner: str | tuple[str, ...]) -> str:
     """A stage's code is one of its tools: the files its modules run, computed from their
     imports (oakpipe.codehash), and the StageRunner method that drives it."""
-    import inspect
-
     from oakpipe.codehash import code_digest
 
-    methods = [inspect.getsource(getattr(StageRunner, name)) for name in ((runner,) if isinstance(runner, str) else runner)]
-    return sha256_json({"modules": code_digest(modules), "runner": methods})
+    names = (runner,) if isinstance(runner, str) else runner
+    return sha256_json({"modules": code_digest(modules), "runner": [_runner_source(name) for name in names]})
+
+
+@functools.lru_cache(maxsize=None)
+def _runner_source(name: str) -> str:
+    """Read once per process, so that the key cannot change under a running program."""
+    import inspect
+
+    return inspect.getsource(getattr(StageRunner, name))
 
 
 def _absolute(path: Path | None) -> str | None:
@@ -188,22 +195,31 @@ def _absolute(path: Path | None) -> str | None:
 def options_from_manifest(folder: Path, **overrides) -> ConvertOptions:
     """The options an export folder was made with (to re-verify or re-run it)."""
     from oakpipe.errors import UserError
+
+    data = read_manifest(folder)
+    if not data:
+        raise UserError(f"{folder} is not an oakpipe export folder (no manifest.json)", "run oakpipe convert first")
+    try:
+        values = _options_in(data, folder)
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise UserError(f"{folder / 'manifest.json'} is corrupt (its model or options are incomplete)",
+                        "run oakpipe convert again to rebuild the export") from None
+    values.update(overrides)
+    return ConvertOptions(**values)
+
+
+def _options_in(data: dict, folder: Path) -> dict:
     from oakpipe.preprocessing import Preprocessing
 
-    manifest = Manifest.load(folder)
-    if "model" not in manifest.data:
-        raise UserError(f"{folder} is not an oakpipe export folder (no manifest.json)", "run oakpipe convert first")
-    data, opts = manifest.data, manifest.data["options"]
+    opts = data["options"]
     path_or_none = lambda value: Path(value) if value else None  # noqa: E731
-    values = dict(
+    return dict(
         model=data["model"]["source"], input_shape=tuple(opts["input_shape"]), opset=opts["opset"],
         preprocessing=Preprocessing.from_dict(data["preprocessing"]), shaves=opts["shaves"],
         weights=path_or_none(opts.get("weights")), style=path_or_none(opts.get("style")),
         alpha=opts.get("alpha", 1.0), weights_dir=path_or_none(opts.get("weights_dir")), out=folder,
         compiler=opts.get("compiler", "offline"),  # re-verifying must not switch compilers
     )
-    values.update(overrides)
-    return ConvertOptions(**values)
 
 
 class StageRunner:

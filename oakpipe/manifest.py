@@ -131,6 +131,28 @@ class Manifest:
         return True
 
 
+def read_manifest(folder: Path) -> dict:
+    """An export folder's manifest for reading it back: {} when it has none, a UserError
+    when the folder is missing or the manifest corrupt (each said as what it is)."""
+    from oakpipe.errors import UserError
+
+    if not folder.is_dir():
+        what = "is a file, not an export folder" if folder.exists() else "does not exist"
+        raise UserError(f"{folder} {what}", "check the path, or make the export with oakpipe convert")
+    path = folder / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (ValueError, OSError) as exc:  # bad JSON or bad UTF-8; an unreadable file
+        raise UserError(f"{path} is corrupt ({type(exc).__name__}: {str(exc)[:120]})",
+                        "run oakpipe convert again to rebuild the export (finished artifacts are rechecked)") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION or not isinstance(data.get("stages"), dict):
+        raise UserError(f"{path} is corrupt or from another oakpipe version (schema {SCHEMA_VERSION} expected)",
+                        "run oakpipe convert again to rebuild the export")
+    return data
+
+
 StageBody = Callable[[dict[str, Path]], dict]
 """Writes each named artifact to the temporary path it is given; returns stage info."""
 
