@@ -269,6 +269,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line, the traceback on request
         if debug:
             raise
-        error = InternalError(f"{type(exc).__name__}: {exc}", "rerun with --debug and report the traceback")
+        error = _users_os_error(exc) or InternalError(f"{type(exc).__name__}: {exc}",
+                                                      "rerun with --debug and report the traceback")
         print(f"oakpipe: {error.label}: {error.one_line()}", file=sys.stderr)
         return error.exit_code
+
+
+def _users_os_error(exc: Exception) -> OakpipeError | None:
+    """A full disk, a read-only mount or a denied path anywhere is the user's to fix (exit 2)."""
+    from oakpipe.userpaths import user_error_for_os
+
+    return user_error_for_os(exc) if isinstance(exc, OSError) else None

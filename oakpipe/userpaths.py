@@ -29,7 +29,7 @@ NOT_A_FOLDER = (errno.ENOTDIR, errno.EEXIST, errno.EISDIR)
 
 def user_error_for_os(exc: OSError, folder: Path | None = None) -> UserError | None:
     """The UserError an OSError on a user's path stands for, or None when it is not one."""
-    path = exc.filename or folder or "the output folder"
+    path = exc.filename or folder or "the output file or folder"
     where = folder or path
     writing = f" (writing {path})" if str(path) != str(where) else ""
     if exc.errno in NO_SPACE:

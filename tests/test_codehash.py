@@ -98,3 +98,24 @@ def test_editing_a_module_rebuilds_exactly_the_stages_that_run_it(tmp_path):
     with open(copy / "oakpipe" / "stages" / "archive.py", "a") as handle:
         handle.write("\n# an edit to the archive stage only\n")
     assert convert() == {**dict.fromkeys(all_stages, "cached"), "archive": "ran"}
+
+
+def test_the_text_scan_finds_every_import_ast_finds():
+    """The scan is fast; ``ast`` is the reference: it must miss nothing ast sees, in any module."""
+    import ast
+
+    from oakpipe.codehash import _absolute, _imported_names, module_file
+
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        name = ".".join(("oakpipe",) + (parts[:-1] if parts[-1] == "__init__" else parts))
+        expected = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                expected.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = _absolute(node.module, node.level, name, path.name == "__init__.py")
+                for alias in node.names:
+                    submodule = f"{base}.{alias.name}"
+                    expected.add(submodule if module_file(submodule) else base)
+        assert expected <= _imported_names(path, name, PACKAGE), path

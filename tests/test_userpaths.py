@@ -6,6 +6,8 @@ permission needed; skipped cleanly where the container forbids mount)."""
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import subprocess
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 
 from oakpipe.cli import main
 from oakpipe.manifest import TEMPORARY_NAME
+from oakpipe.userpaths import user_error_for_os
 
 BIG_NET = '''
 import torch
@@ -100,3 +103,35 @@ def test_a_full_disk_is_said_at_every_stage(tmp_path, capsys, failing_stage):
     finished = {"onnx": [], "ir": ["bignet.onnx", "bignet_device.onnx"],
                 "blob": ["bignet.bin", "bignet.onnx", "bignet.xml", "bignet_device.onnx"]}[failing_stage]
     assert [n for n in left if not n.startswith(".") and n != "manifest.json"] == finished
+
+
+@pytest.mark.parametrize(("number", "expected"), [(errno.ENOSPC, "no space left"), (errno.EROFS, "read-only"),
+                                                  (errno.EACCES, "permission denied"), (errno.EPERM, "permission denied"),
+                                                  (errno.ENOTDIR, "is not a folder")])
+def test_each_os_error_of_a_users_path_says_what_to_do(tmp_path, number, expected):
+    """Permission errors cannot be made real here (tests run as root, which bypasses them)."""
+    error = user_error_for_os(OSError(number, os.strerror(number), str(tmp_path / "x.onnx")), tmp_path)
+    assert error is not None and error.exit_code == 2
+    assert expected in error.message and str(tmp_path / "x.onnx") in error.message and error.hint
+    assert user_error_for_os(OSError(errno.EIO, "I/O error")) is None  # not the user's to fix
+
+
+def test_verify_names_a_missing_folder(tmp_path, capsys):
+    assert main(["verify", str(tmp_path / "no-such-export")]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-export does not exist" in err and "unknown model" not in err
+
+
+@pytest.mark.parametrize("text", ['{"schema": 1, "stag', "\xff\xfe", "[1, 2]", '{"schema": 1, "stages": {}}'])
+def test_verify_names_a_corrupt_manifest(tmp_path, capsys, text):
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "manifest.json").write_bytes(text.encode("latin-1"))
+    assert main(["verify", str(tmp_path / "export")]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json is corrupt" in err and "no manifest.json" not in err
+
+
+def test_verify_names_a_folder_without_manifest(tmp_path, capsys):
+    (tmp_path / "export").mkdir()
+    assert main(["verify", str(tmp_path / "export")]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
