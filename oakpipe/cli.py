@@ -169,8 +169,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from oakpipe.convert import convert, options_from_manifest
 
     progress = Progress(quiet=args.quiet)
+    from oakpipe.models.source import names_a_model
+
     target = Path(args.model) if args.model else None  # None: --config names the model
-    if target is not None and target.is_dir():
+    if target is not None and (target.is_dir() or not names_a_model(args.model)):  # a folder, maybe missing
         options = options_from_manifest(target, verify_image=args.image, tolerance=args.tolerance)
     else:
         options = replace(convert_options(args), verify=True)
@@ -285,6 +287,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line, the traceback on request
         if debug:
             raise
-        error = InternalError(f"{type(exc).__name__}: {exc}", "rerun with --debug and report the traceback")
+        error = _users_os_error(exc) or InternalError(f"{type(exc).__name__}: {exc}",
+                                                      "rerun with --debug and report the traceback")
         print(f"oakpipe: {error.label}: {error.one_line()}", file=sys.stderr)
         return error.exit_code
+
+
+def _users_os_error(exc: Exception) -> OakpipeError | None:
+    """A full disk, a read-only mount or a denied path anywhere is the user's to fix (exit 2)."""
+    from oakpipe.userpaths import user_error_for_os
+
+    return user_error_for_os(exc) if isinstance(exc, OSError) else None

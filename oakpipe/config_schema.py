@@ -6,6 +6,7 @@ Kept apart from ``oakpipe.config_file`` so that pydantic is imported only when a
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -96,6 +97,13 @@ class ConfigFile(BaseModel):
             return IMAGENET_SCALE if info.field_name == "scale_values" else IMAGENET_MEAN
         if isinstance(value, list) and len(value) != 3:
             raise ValueError(f"needs 3 values (one per colour channel), got {len(value)}")
+        return value
+
+    @field_validator("mean_values", "scale_values")
+    @classmethod
+    def _finite(cls, value: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
+        if value is not None and not all(math.isfinite(v) for v in value):
+            raise ValueError(f"{list(value)} holds NaN or infinity; give 3 finite numbers")
         return value
 
     @field_validator("encoding", mode="before")

@@ -7,15 +7,18 @@ imports neither torch nor OpenVINO).
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from oakpipe.manifest import Manifest, export_lock, run_stage, sha256_file, sha256_json
+from oakpipe.manifest import Manifest, export_lock, read_manifest, run_stage, sha256_file, sha256_json
 from oakpipe.models.source import ModelSource, parse_model_spec
 from oakpipe.options import ConvertOptions
+from oakpipe.precheck import check_before_work
 from oakpipe.progress import Progress
 from oakpipe.toolchain import OPENVINO_VERSION
+from oakpipe.userpaths import user_error_for_os
 from oakpipe.versions import tool_versions
 
 STAGES = ("onnx", "device", "ir", "blob", "archive")
@@ -70,7 +73,7 @@ class Export:
     def open(cls, folder: Path) -> "Export":
         from oakpipe.errors import UserError
 
-        manifest = Manifest.load(folder)
+        manifest = Manifest(folder, read_manifest(folder))
         if not manifest.data.get("complete"):
             raise UserError(f"{folder} holds no complete export", "run oakpipe convert first (or again)")
         needed = [s for s in STAGES if s != "onnx" or manifest.data["model"].get("kind") != "ir"]
@@ -99,7 +102,22 @@ def convert(options: ConvertOptions, progress: Progress | None = None, source: M
     progress = progress or Progress(quiet=True)
     source = source or parse_model_spec(options.model)
     folder = Path(options.out) if options.out else default_folder(source.name)
+    given_style = options.style
+    options = check_before_work(options, source, folder)  # every option and file, before any stage
+    if options.style != given_style:
+        progress.say(f"  no --style given: using the built-in style {options.style.name}")
     started = time.perf_counter()
+    try:
+        return _convert_in(folder, source, options, progress, started)
+    except OSError as exc:  # the manifest, the lock: the user's folder refused a write
+        mapped = user_error_for_os(exc, folder)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _convert_in(folder: Path, source: ModelSource, options: ConvertOptions, progress: Progress,
+                started: float) -> Export:
     with export_lock(folder):
         manifest = Manifest.load(folder)
         manifest.data.update(describe_run(source, options))
@@ -150,13 +168,24 @@ def describe_run(source: ModelSource, options: ConvertOptions) -> dict:
 
 
 PACKAGE = Path(__file__).parent
-VERIFY_CODE = ("verify/core.py", "verify/runners.py", "verify/ranges.py", "verify/metrics.py", "verify/fp16_onnx.py",
-               "verify/samples.py", "verify/report.py", "data/astronaut.jpg")
+BUILTIN_PHOTO = PACKAGE / "data" / "astronaut.jpg"  # verify's default photograph (oakpipe.verify.samples)
 
 
-def code_hash(*relative: str) -> str:
-    """A stage's own code is one of its tools: a change to it must invalidate the cache."""
-    return sha256_json({name: sha256_file(PACKAGE / name) for name in relative})
+def code_hash(*modules: str, runner: str | tuple[str, ...]) -> str:
+    """A stage's code is one of its tools: the files its modules run, computed from their
+    imports (oakpipe.codehash), and the StageRunner method that drives it."""
+    from oakpipe.codehash import code_digest
+
+    names = (runner,) if isinstance(runner, str) else runner
+    return sha256_json({"modules": code_digest(modules), "runner": [_runner_source(name) for name in names]})
+
+
+@functools.lru_cache(maxsize=None)
+def _runner_source(name: str) -> str:
+    """Read once per process, so that the key cannot change under a running program."""
+    import inspect
+
+    return inspect.getsource(getattr(StageRunner, name))
 
 
 def _absolute(path: Path | None) -> str | None:
@@ -166,22 +195,31 @@ def _absolute(path: Path | None) -> str | None:
 def options_from_manifest(folder: Path, **overrides) -> ConvertOptions:
     """The options an export folder was made with (to re-verify or re-run it)."""
     from oakpipe.errors import UserError
+
+    data = read_manifest(folder)
+    if not data:
+        raise UserError(f"{folder} is not an oakpipe export folder (no manifest.json)", "run oakpipe convert first")
+    try:
+        values = _options_in(data, folder)
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise UserError(f"{folder / 'manifest.json'} is corrupt (its model or options are incomplete)",
+                        "run oakpipe convert again to rebuild the export") from None
+    values.update(overrides)
+    return ConvertOptions(**values)
+
+
+def _options_in(data: dict, folder: Path) -> dict:
     from oakpipe.preprocessing import Preprocessing
 
-    manifest = Manifest.load(folder)
-    if "model" not in manifest.data:
-        raise UserError(f"{folder} is not an oakpipe export folder (no manifest.json)", "run oakpipe convert first")
-    data, opts = manifest.data, manifest.data["options"]
+    opts = data["options"]
     path_or_none = lambda value: Path(value) if value else None  # noqa: E731
-    values = dict(
+    return dict(
         model=data["model"]["source"], input_shape=tuple(opts["input_shape"]), opset=opts["opset"],
         preprocessing=Preprocessing.from_dict(data["preprocessing"]), shaves=opts["shaves"],
         weights=path_or_none(opts.get("weights")), style=path_or_none(opts.get("style")),
         alpha=opts.get("alpha", 1.0), weights_dir=path_or_none(opts.get("weights_dir")), out=folder,
         compiler=opts.get("compiler", "offline"),  # re-verifying must not switch compilers
     )
-    values.update(overrides)
-    return ConvertOptions(**values)
 
 
 class StageRunner:
@@ -224,7 +262,7 @@ class StageRunner:
             "source": source.fingerprint(), "extra": extra_inputs(options),
             "input_shape": options.input_shape, "opset": options.opset, "alpha": options.alpha,
             "tools": tool_versions("oakpipe", "torch", "onnx", "onnxslim"),
-            "code": code_hash("stages/onnx_export.py", "stages/opset_downgrade.py", "models/loader.py"),
+            "code": code_hash("oakpipe.stages.onnx_export", "oakpipe.models.loader", runner="onnx"),
         }
 
         def body(paths: dict[str, Path]) -> dict:
@@ -242,7 +280,7 @@ class StageRunner:
         name = self.manifest.data["model"]["name"]
         key = {"onnx": self._sha("onnx"), "preprocessing": self.options.preprocessing.to_dict(),
                "tools": tool_versions("oakpipe", "onnx"),
-               "code": code_hash("stages/device_graph.py", "stages/rewrites.py")}
+               "code": code_hash("oakpipe.stages.device_graph", runner="device")}
         model_onnx = self.manifest.artifact("onnx", ".onnx")
 
         def body(paths: dict[str, Path]) -> dict:
@@ -256,7 +294,7 @@ class StageRunner:
         name = self.manifest.data["model"]["name"]
         key = {"source": source.fingerprint(), "input_shape": self.options.input_shape,
                "preprocessing": self.options.preprocessing.to_dict(), "tools": tool_versions("oakpipe", "openvino"),
-               "code": code_hash("stages/ir_import.py")}
+               "code": code_hash("oakpipe.stages.ir_import", runner="device_from_ir")}
         names = [f"{name}_device.xml", f"{name}_device.bin"]
 
         def body(paths: dict[str, Path]) -> dict:
@@ -277,15 +315,18 @@ class StageRunner:
     def ir(self) -> dict:
         name = self.manifest.data["model"]["name"]
         key = {"device": self._sha("device"), "tools": tool_versions("oakpipe", "openvino"),
-               "code": code_hash("stages/ir.py")}
+               "code": code_hash("oakpipe.stages.ir", runner="ir")}
         device_onnx = self.device_graph()
 
         def body(paths: dict[str, Path]) -> dict:
             from oakpipe.stages.ir import build_ir
 
             xml = paths[f"{name}.xml"]
-            info = build_ir(device_onnx, xml)
-            xml.with_suffix(".bin").replace(paths[f"{name}.bin"])
+            try:  # OpenVINO writes the .bin beside the .xml: move it to its own temporary name
+                info = build_ir(device_onnx, xml)
+                xml.with_suffix(".bin").replace(paths[f"{name}.bin"])
+            finally:  # a failed save leaves no partial .bin behind
+                xml.with_suffix(".bin").unlink(missing_ok=True)
             return info
 
         return self._run("ir", key, [f"{name}.xml", f"{name}.bin"], body)
@@ -297,7 +338,8 @@ class StageRunner:
         blob_name = blob_file_name(name, self.options.shaves)
         key = {"device": self._sha("device"), "shaves": self.options.shaves, "compiler": OPENVINO_VERSION,
                "tools": tool_versions("oakpipe", "depthai"),
-               "code": code_hash("stages/blob.py", "blobfile.py", "toolchain/compile_worker.py")}
+               "code": code_hash("oakpipe.stages.blob", "oakpipe.blobfile", "oakpipe.verify.preflight",
+                                 runner=("blob", "preflight"))}
         device_onnx = self.device_graph()
         if self.options.compiler != "offline":  # keyed only then: offline exports keep their cache
             from oakpipe.compilers.blobconverter_client import server_url
@@ -330,7 +372,7 @@ class StageRunner:
     def archive(self) -> dict:
         name = self.manifest.data["model"]["name"]
         key = {"blob": self._sha("blob"), "name": name, "tools": tool_versions("oakpipe"),
-               "code": code_hash("stages/archive.py")}
+               "code": code_hash("oakpipe.stages.archive", "oakpipe.blobfile", runner="archive")}
         blob_path = self.manifest.artifact("blob", ".blob")
 
         def body(paths: dict[str, Path]) -> dict:
@@ -348,9 +390,9 @@ class StageRunner:
         key = {
             "artifacts": {s: self.manifest.stages[s]["artifacts"] for s in ("onnx", "device", "ir")},
             "source": source.fingerprint(), "extra": extra_inputs(options), "tolerance": options.tolerance,
-            "image": sha256_file(options.verify_image) if options.verify_image else None,
+            "image": sha256_file(options.verify_image or BUILTIN_PHOTO),
             "tools": tool_versions("oakpipe", "torch", "onnxruntime", "openvino"),
-            "code": code_hash(*VERIFY_CODE),
+            "code": code_hash("oakpipe.verify.api", "oakpipe.verify.core", "oakpipe.verify.report", runner="verify"),
         }
         artifacts = {s: self.manifest.artifact(s, ".xml" if s == "ir" else ".onnx") for s in ("onnx", "device", "ir")}
 

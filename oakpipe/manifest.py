@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,11 @@ def temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.stem}.tmp-{os.getpid()}-{time.monotonic_ns()}{path.suffix}")
 
 
+#: temporary_sibling's names (and the output-folder write check's): under the folder lock,
+#: any such file is a leftover of a run that was killed before it could remove it.
+TEMPORARY_NAME = re.compile(r"^\..+\.tmp-\d+-\d+|^\.oakpipe-write-check-")
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     tmp = temporary_sibling(path)
     try:
@@ -53,14 +59,24 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 @contextlib.contextmanager
 def export_lock(folder: Path) -> Iterator[None]:
-    """Serialise concurrent converts into the same export folder."""
+    """Serialise concurrent converts into the same export folder; the holder removes the
+    temporary files that killed runs left (no live run writes there without the lock)."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
+            remove_stale_temporaries(folder)
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the hidden temporary files of earlier runs in ``folder``; returns them."""
+    stale = [p for p in folder.iterdir() if TEMPORARY_NAME.match(p.name) and p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 @dataclass
@@ -115,6 +131,28 @@ class Manifest:
         return True
 
 
+def read_manifest(folder: Path) -> dict:
+    """An export folder's manifest for reading it back: {} when it has none, a UserError
+    when the folder is missing or the manifest corrupt (each said as what it is)."""
+    from oakpipe.errors import UserError
+
+    if not folder.is_dir():
+        what = "is a file, not an export folder" if folder.exists() else "does not exist"
+        raise UserError(f"{folder} {what}", "check the path, or make the export with oakpipe convert")
+    path = folder / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (ValueError, OSError) as exc:  # bad JSON or bad UTF-8; an unreadable file
+        raise UserError(f"{path} is corrupt ({type(exc).__name__}: {str(exc)[:120]})",
+                        "run oakpipe convert again to rebuild the export (finished artifacts are rechecked)") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION or not isinstance(data.get("stages"), dict):
+        raise UserError(f"{path} is corrupt or from another oakpipe version (schema {SCHEMA_VERSION} expected)",
+                        "run oakpipe convert again to rebuild the export")
+    return data
+
+
 StageBody = Callable[[dict[str, Path]], dict]
 """Writes each named artifact to the temporary path it is given; returns stage info."""
 
@@ -152,6 +190,9 @@ def run_stage(
         digests = {name: sha256_file(temps[name]) for name in artifact_names}
         for name in artifact_names:
             os.replace(temps[name], final[name])
+    except Exception as exc:
+        blame_disk(exc, manifest.folder)  # before the partial files go: they hold the space
+        raise
     finally:
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
@@ -166,3 +207,18 @@ def run_stage(
     manifest.save()
     return record, False
 
+
+def blame_disk(exc: Exception, folder: Path) -> None:
+    """Raise a UserError when a full or read-only disk explains ``exc``.
+
+    Errors already typed as the user's (a bad model, a wrong option) stand as they are;
+    anything else (an OSError, a C++ writer's RuntimeError, a compiler failure) is checked
+    against the folder's file system."""
+    from oakpipe.errors import UnsupportedModelError, UserError
+    from oakpipe.userpaths import explain_failure
+
+    if isinstance(exc, UserError) and not isinstance(exc, UnsupportedModelError):
+        return
+    mapped = explain_failure(exc, folder)
+    if mapped is not None:
+        raise mapped from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,14 @@ def validate_input_shape(dims: tuple[int, ...]) -> tuple[int, int, int, int]:
     return (n, c, h, w)
 
 
+def check_finite_contract(pre: Preprocessing) -> None:
+    """NaN or infinity in the contract would bake a device graph that outputs NaN."""
+    for option, values in (("--mean-values", pre.mean), ("--scale-values", pre.scale)):
+        if not all(math.isfinite(v) for v in values):
+            raise UserError(f"{option} {','.join(map(str, values))} holds NaN or infinity",
+                            f"give three finite numbers, e.g. {option} 0,0,0 (or imagenet)")
+
+
 @dataclass(frozen=True)
 class ConvertOptions:
     """Everything that decides what ``convert`` produces."""
@@ -78,6 +87,7 @@ class ConvertOptions:
                 f"--shaves {self.shaves} is outside 1..{MAX_SHAVES}",
                 "an RVC2 has 16 SHAVE cores; 6 to 8 is usual for one network",
             )
+        check_finite_contract(self.preprocessing)
         if not 0.0 <= self.alpha <= 1.0:
             raise UserError(f"--alpha {self.alpha} is outside [0, 1]", "0 keeps the content, 1 is full style")
         if self.compiler not in COMPILERS:

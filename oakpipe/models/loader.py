@@ -90,16 +90,34 @@ def load_weights(module: nn.Module, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise UserError(
-            f"--weights {path} is not a loadable PyTorch state dict ({type(exc).__name__}: {exc})",
-            "save it with torch.save(model.state_dict(), path)",
-        ) from exc
+        raise weights_refused(path, exc) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise UserError(f"--weights {path} holds a {type(state).__name__}, not a state dict", "save model.state_dict()")
     describe_mismatch(module, state, str(path))
     module.load_state_dict(state, strict=True)
+
+
+def weights_refused(path: Path, exc: Exception) -> UserError:
+    """Why a weights file was not loaded, in our words: torch's own message advises
+    ``weights_only=False``, which would run whatever code an untrusted file carries."""
+    import pickle
+    import re
+
+    if isinstance(exc, pickle.UnpicklingError):
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" (it calls {found.group(1)})" if found else ""
+        return UserError(
+            f"--weights {path} is refused: it is not plain tensors but a pickle with code{what}, "
+            "which loading would run",
+            "save plain tensors with torch.save(model.state_dict(), path), from code you trust",
+        )
+    first = next((line for line in str(exc).splitlines() if line.strip() and "weights_only" not in line), "")
+    return UserError(
+        f"--weights {path} is not a PyTorch state dict file ({type(exc).__name__}{': ' + first[:120] if first else ''})",
+        "save it with torch.save(model.state_dict(), path)",
+    )
 
 
 def describe_mismatch(module: nn.Module, state: dict, label: str) -> None:

@@ -78,6 +78,15 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "model"
 
 
+def names_a_model(spec: str) -> bool:
+    """Whether ``spec`` has the form of a MODEL (built-in, file.py:NAME, .onnx, .xml, .py),
+    as opposed to a folder; says nothing about whether that model exists."""
+    if spec in BUILTINS:
+        return True
+    file_part = spec.rsplit(":", 1)[0] if ":" in spec else spec
+    return Path(file_part).suffix.lower() in (".py", ".onnx", ".xml")
+
+
 def parse_model_spec(spec: str) -> ModelSource:
     """Resolve MODEL, or raise a UserError that says what MODEL may be."""
     if spec in BUILTINS:

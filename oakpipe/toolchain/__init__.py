@@ -127,11 +127,30 @@ def run_worker(request: dict, timeout: float, timeout_message: str, env: dict | 
     environment = dict(env or os.environ, PYTHONNOUSERSITE="1", PYTHONPATH="")
     try:
         return subprocess.run([str(python), str(WORKER), request_path], capture_output=True, text=True,
-                              timeout=timeout, env=environment)
+                              timeout=timeout, env=environment, preexec_fn=die_with_parent(os.getpid()))
     except subprocess.TimeoutExpired:
         raise ToolchainError(timeout_message, "check the toolchain with: oakpipe toolchain status") from None
     finally:
         os.unlink(request_path)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent: int):
+    """A ``preexec_fn`` that makes the child get SIGKILL when ``parent`` dies (Linux).
+
+    Without it a kill -9 of oakpipe leaves the compiler running on, holding memory and
+    the temporary files; the worker has nothing to save, so the hard signal is right."""
+    def preexec() -> None:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 def infer_with_2021_frontend(model: Path, frames: list, timeout: float = 600) -> list[dict]:

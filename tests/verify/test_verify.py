@@ -97,7 +97,8 @@ def test_a_failed_verification_leaves_a_usable_export(tmp_path):
 
     (tmp_path / "bad.png").write_bytes(b"not an image")
     out = tmp_path / "h"
-    with pytest.raises(UserError):
+    convert(ConvertOptions(model="halve", input_shape=SHAPE, out=out, verify=False))
+    with pytest.raises(UserError, match="cannot be read as an image"):  # refused before any stage runs
         convert(ConvertOptions(model="halve", input_shape=SHAPE, out=out, verify_image=tmp_path / "bad.png"))
     assert Export.open(out).blob.is_file()
 

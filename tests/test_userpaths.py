@@ -1,0 +1,137 @@
+"""The user's own paths fail as the user's to fix: exit 2 naming the path, never exit 70.
+
+Read-only and full disks are real file systems: small tmpfs mounts (root and a mount
+permission needed; skipped cleanly where the container forbids mount)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from oakpipe.cli import main
+from oakpipe.manifest import TEMPORARY_NAME
+from oakpipe.userpaths import user_error_for_os
+
+BIG_NET = '''
+import torch
+from torch import nn
+
+
+class BigNet(nn.Module):
+    """Three 3x3 convolutions, about 1 MB of FP32 weights: big enough to fill a small disk."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Conv2d(3, 160, 3, padding=1), nn.ReLU(), nn.Conv2d(160, 160, 3, padding=1),
+                                  nn.ReLU(), nn.Conv2d(160, 3, 3, padding=1))
+
+    def forward(self, x):
+        return self.body(x)
+'''
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: int, read_only: bool = False):
+    where.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                                 capture_output=True, text=True)
+    except FileNotFoundError:
+        pytest.skip("no mount command here")
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def convert_cli(capsys, *args: str) -> tuple[int, str]:
+    code = main(["--quiet", "convert", *args])
+    return code, capsys.readouterr().err
+
+
+def test_out_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "taken").write_text("mine")
+    for out in (tmp_path / "taken", tmp_path / "taken" / "sub"):
+        code, err = convert_cli(capsys, "halve", "--out", str(out))
+        assert code == 2 and "is a file, not a folder" in err and str(tmp_path / "taken") in err
+    assert (tmp_path / "taken").read_text() == "mine"
+
+
+def test_out_under_proc(capsys):
+    code, err = convert_cli(capsys, "halve", "--out", "/proc/oakpipe-export")
+    assert code == 2 and "/proc/oakpipe-export cannot be written" in err
+
+
+def test_out_on_a_read_only_mount(tmp_path, capsys):
+    with tmpfs(tmp_path / "ro", 1 << 20, read_only=True) as mount:
+        code, err = convert_cli(capsys, "halve", "--out", str(mount / "export"))
+    assert code == 2 and "read-only file system" in err and str(mount / "export") in err
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("failing_stage", ["onnx", "ir", "blob"])
+def test_a_full_disk_is_said_at_every_stage(tmp_path, capsys, failing_stage):
+    """The disk is sized to fill up during ``failing_stage``: torch's writer, OpenVINO's C++
+    writer (which reports "basic_ios::clear"), the 2021.4 compiler in its subprocess."""
+    (tmp_path / "bignet.py").write_text(BIG_NET)
+    model = f"{tmp_path / 'bignet.py'}:BigNet"
+    common = ("--input-shape", "1,3,64,64", "--no-verify")
+    code, err = convert_cli(capsys, model, *common, "--out", str(tmp_path / "reference"))
+    assert code == 0, err
+    sizes = {p.suffix: p.stat().st_size for p in (tmp_path / "reference").iterdir()}
+    onnx = (tmp_path / "reference" / "bignet.onnx").stat().st_size
+    before = {"onnx": 0, "ir": 2 * onnx, "blob": 2 * onnx + sizes[".bin"] + sizes[".xml"]}[failing_stage]
+    half_of_stage = {"onnx": onnx, "ir": sizes[".bin"], "blob": sizes[".blob"]}[failing_stage] // 2
+    size = before + half_of_stage + 96 * 1024  # + the manifest, the lock and page rounding
+    with tmpfs(tmp_path / "small", size) as mount:
+        out = mount / "export"
+        code, err = convert_cli(capsys, model, *common, "--out", str(out))
+        left = sorted(p.name for p in out.iterdir())
+    assert code == 2, err
+    assert "no space left on the device holding" in err and str(out) in err, err
+    assert "internal error" not in err and "basic_ios" not in err
+    assert not [name for name in left if TEMPORARY_NAME.match(name)], left  # no partial file under any name
+    finished = {"onnx": [], "ir": ["bignet.onnx", "bignet_device.onnx"],
+                "blob": ["bignet.bin", "bignet.onnx", "bignet.xml", "bignet_device.onnx"]}[failing_stage]
+    assert [n for n in left if not n.startswith(".") and n != "manifest.json"] == finished
+
+
+@pytest.mark.parametrize(("number", "expected"), [(errno.ENOSPC, "no space left"), (errno.EROFS, "read-only"),
+                                                  (errno.EACCES, "permission denied"), (errno.EPERM, "permission denied"),
+                                                  (errno.ENOTDIR, "is not a folder")])
+def test_each_os_error_of_a_users_path_says_what_to_do(tmp_path, number, expected):
+    """Permission errors cannot be made real here (tests run as root, which bypasses them)."""
+    error = user_error_for_os(OSError(number, os.strerror(number), str(tmp_path / "x.onnx")), tmp_path)
+    assert error is not None and error.exit_code == 2
+    assert expected in error.message and str(tmp_path / "x.onnx") in error.message and error.hint
+    assert user_error_for_os(OSError(errno.EIO, "I/O error")) is None  # not the user's to fix
+
+
+def test_verify_names_a_missing_folder(tmp_path, capsys):
+    assert main(["verify", str(tmp_path / "no-such-export")]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-export does not exist" in err and "unknown model" not in err
+
+
+@pytest.mark.parametrize("text", ['{"schema": 1, "stag', "\xff\xfe", "[1, 2]", '{"schema": 1, "stages": {}}'])
+def test_verify_names_a_corrupt_manifest(tmp_path, capsys, text):
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "manifest.json").write_bytes(text.encode("latin-1"))
+    assert main(["verify", str(tmp_path / "export")]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json is corrupt" in err and "no manifest.json" not in err
+
+
+def test_verify_names_a_folder_without_manifest(tmp_path, capsys):
+    (tmp_path / "export").mkdir()
+    assert main(["verify", str(tmp_path / "export")]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
