@@ -6,6 +6,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from oakpipe.errors import UserError
 
@@ -50,14 +51,35 @@ class BlobInfo:
         }
 
 
+#: The SHAVE variant taken from a superblob: 2 threads x 6 leave the camera's ISP its cores
+#: (13 usable in all); oakpipe convert compiles for 6 by default too.
+SUPERBLOB_SHAVES = 6
+
+
+def superblob_variant(dai: Any, path: str, shaves: int | None = None) -> Any:
+    """The ``dai.OpenVINO.Blob`` for ``shaves`` (default SUPERBLOB_SHAVES) out of a superblob.
+
+    A superblob is one blob plus a bsdiff patch per SHAVE count; an empty patch means "the
+    base blob as it is", so the variant's own SHAVE count is checked, not assumed.
+    """
+    shaves = shaves or SUPERBLOB_SHAVES
+    try:
+        blob = dai.OpenVINO.SuperBlob(str(path)).getBlobWithNumShaves(shaves)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise UserError(f"{path} is not a readable superblob: {str(exc).strip().splitlines()[0]}",
+                        "convert the model to a blob (oakpipe convert)") from exc
+    if blob.numShaves != shaves:
+        raise UserError(f"the superblob {Path(path).name} has no {shaves}-SHAVE variant (it gives a "
+                        f"{blob.numShaves}-SHAVE blob)", "convert the model to a blob (oakpipe convert)")
+    return blob
+
+
 def read_blob(path: Path) -> BlobInfo:
     """Parse a blob with depthai, offline. Raises UserError for a missing or foreign file."""
     os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
     import depthai as dai
 
     if str(path).endswith(".superblob"):  # the variant the device backend will run
-        from oakpipe.live.device import superblob_variant
-
         blob = superblob_variant(dai, str(path))
     else:
         try:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from oakpipe.blobfile import SUPERBLOB_SHAVES, superblob_variant  # noqa: F401 (SUPERBLOB_SHAVES: callers)
 from oakpipe.errors import DeviceError, UserError
 from oakpipe.live import oak_devices
 from oakpipe.live.decode import nn_data_to_outputs
@@ -37,9 +38,6 @@ __all__ = ["DeviceSettings", "SequencePairer", "device_inferred", "load_depthai"
 ON_DEVICE = {"capture": math.nan, "preprocessing": math.nan, "inference": math.nan}
 #: Luxonis' recommendation for RVC2: two inference threads, each with half the NN SHAVEs.
 INFERENCE_THREADS = 2
-#: The SHAVE variant taken from a superblob: 2 threads x 6 leave the camera's ISP its cores
-#: (13 usable in all); oakpipe convert compiles for 6 by default too.
-SUPERBLOB_SHAVES = 6
 #: The first result waits for the firmware, the blob upload and the camera's first frame.
 FIRST_RESULT_S = 20.0
 #: Later, a result is overdue after this many expected frame times (never under STALL_MIN_S).
@@ -139,24 +137,6 @@ def set_model(dai: Any, nn: Any, blob_path: str) -> None:
     except RuntimeError as exc:  # e.g. a blob for another platform (RVC3/RVC4): the file is at fault
         raise UserError(f"{Path(blob_path).name} cannot run on an OAK (RVC2): {str(exc).strip().splitlines()[0]}",
                         "convert the model for RVC2 (oakpipe convert)") from exc
-
-
-def superblob_variant(dai: Any, path: str, shaves: int | None = None) -> Any:
-    """The ``dai.OpenVINO.Blob`` for ``shaves`` (default SUPERBLOB_SHAVES) out of a superblob.
-
-    A superblob is one blob plus a bsdiff patch per SHAVE count; an empty patch means "the
-    base blob as it is", so the variant's own SHAVE count is checked, not assumed.
-    """
-    shaves = shaves or SUPERBLOB_SHAVES
-    try:
-        blob = dai.OpenVINO.SuperBlob(str(path)).getBlobWithNumShaves(shaves)
-    except (RuntimeError, ValueError, IndexError) as exc:
-        raise UserError(f"{path} is not a readable superblob: {str(exc).strip().splitlines()[0]}",
-                        "convert the model to a blob (oakpipe convert)") from exc
-    if blob.numShaves != shaves:
-        raise UserError(f"the superblob {Path(path).name} has no {shaves}-SHAVE variant (it gives a "
-                        f"{blob.numShaves}-SHAVE blob)", "convert the model to a blob (oakpipe convert)")
-    return blob
 
 
 def build_pipeline(dai: Any, device: Any, runnable: RunnableExport, fps: float | None, settings: DeviceSettings,
