@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from oakpipe.errors import InternalError, OakpipeError
+from oakpipe.extras import CONVERT_COMMANDS, require_convert_extra
 from oakpipe.progress import Progress
 
 
@@ -255,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(format="oakpipe: %(levelname)s: %(message)s", level=logging.WARNING)
     try:
+        if args.command in CONVERT_COMMANDS:  # a light (run-only) install: one line on what to add
+            require_convert_extra(args.command)
         return args.func(args)
     except OakpipeError as exc:
         if debug:

@@ -96,6 +96,9 @@ def extra_inputs(options: ConvertOptions) -> dict:
 
 def convert(options: ConvertOptions, progress: Progress | None = None, source: ModelSource | None = None) -> Export:
     """Run every stage (cached); ``source`` overrides ``options.model`` (an in-memory module)."""
+    from oakpipe.extras import require_convert_extra
+
+    require_convert_extra()  # a light install: one line on what to install, not an ImportError
     progress = progress or Progress(quiet=True)
     source = source or parse_model_spec(options.model)
     folder = Path(options.out) if options.out else default_folder(source.name)
