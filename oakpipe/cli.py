@@ -79,7 +79,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def print_export(export) -> None:
-    blob = export.manifest["stages"]["blob"]["info"]["blob"]
     print(f"export folder: {export.folder}")
     labels = {"onnx": "onnx", "device": "device graph", "ir": "ir", "blob": "blob", "archive": "nn archive"}
     for stage, label in labels.items():
@@ -87,6 +86,10 @@ def print_export(export) -> None:
             if not name.endswith(".bin"):
                 print(f"  {label:<12} {export.folder / name}")
     print(f"  {'manifest':<12} {export.folder / 'manifest.json'}")
+    if "blob" not in export.manifest["stages"]:  # skipped: no MyriadX compiler on this platform
+        print(f"  {'blob':<12} skipped: {export.manifest.get('blob_skipped')}")
+        return
+    blob = export.manifest["stages"]["blob"]["info"]["blob"]
     for port in blob["inputs"]:
         print(f"depthai reads: input {port['name']} {port['dims']} {port['data_type']}, "
               f"{blob['version']}, {blob['shaves']} shaves")

@@ -71,6 +71,10 @@ class Export:
         from oakpipe.errors import UserError
 
         manifest = Manifest.load(folder)
+        if manifest.data.get("blob_skipped"):  # converted where no MyriadX compiler exists
+            from oakpipe.toolchain.platforms import ELSEWHERE_HINT
+
+            raise UserError(f"{folder} has ONNX and IR but no blob: {manifest.data['blob_skipped']}", ELSEWHERE_HINT)
         if not manifest.data.get("complete"):
             raise UserError(f"{folder} holds no complete export", "run oakpipe convert first (or again)")
         needed = [s for s in STAGES if s != "onnx" or manifest.data["model"].get("kind") != "ir"]
@@ -114,8 +118,9 @@ def convert(options: ConvertOptions, progress: Progress | None = None, source: M
             model_info = stages.onnx(source)
             device_info = stages.device()
         stages.ir()
-        stages.blob()
-        stages.archive()
+        if stages.blob_skipped() is None:
+            stages.blob()
+            stages.archive()
         manifest.data["inputs"] = device_info["inputs"]
         manifest.data["outputs"] = model_info["outputs"]
         manifest.data["verified"] = None
@@ -293,6 +298,21 @@ class StageRunner:
 
         return self._run("ir", key, [f"{name}.xml", f"{name}.bin"], body)
 
+    def blob_skipped(self) -> str | None:
+        """Where the 2021.4 compiler cannot exist (aarch64, arm64), an offline convert stops
+        after the IR and says why in one line; the manifest records it (run refuses the folder)."""
+        from oakpipe.toolchain.platforms import ELSEWHERE_HINT, compiler_platform_problem
+
+        problem = compiler_platform_problem() if self.options.compiler == "offline" else None
+        if problem is None:
+            self.manifest.data.pop("blob_skipped", None)
+            return None
+        for stage in ("blob", "archive"):  # a blob of an earlier convert no longer matches this graph
+            self.manifest.stages.pop(stage, None)
+        self.manifest.data["blob_skipped"] = problem
+        self.progress.say(f"  {'blob':<10} skipped: {problem} -> {ELSEWHERE_HINT}")
+        return problem
+
     def blob(self) -> dict:
         from oakpipe.stages.blob import blob_file_name
 
@@ -364,7 +384,7 @@ class StageRunner:
 
             report = verify_artifacts(source.name, artifacts, self.manifest.data,
                                       self.module(source), options.verify_image, parse_tolerances(options.tolerance))
-            report.preflight = self.manifest.stages["blob"]["info"].get("preflight")
+            report.preflight = self.manifest.stages.get("blob", {}).get("info", {}).get("preflight")
             write_reports(report, paths)
             lines = table_lines(report)
             failed = [s.stage for s in report.stages if not s.passed]
