@@ -109,7 +109,7 @@ def convert(options: ConvertOptions, progress: Progress | None = None, source: M
     started = time.perf_counter()
     with export_lock(folder):
         manifest = Manifest.load(folder)
-        manifest.data.update(describe_run(source, options))
+        manifest.data.update(describe_run(source, options, folder))
         stages = StageRunner(manifest, options, progress)
         if source.kind == "ir":  # a 2021.4 IR is already a device graph: nothing to export
             manifest.stages.pop("onnx", None)
@@ -143,13 +143,21 @@ def convert(options: ConvertOptions, progress: Progress | None = None, source: M
     return Export(folder, manifest.data)
 
 
-def describe_run(source: ModelSource, options: ConvertOptions) -> dict:
+def describe_run(source: ModelSource, options: ConvertOptions, folder: Path) -> dict:
+    """What the export was made from; files by name and sha256, no absolute path (oakpipe.portable)."""
+    from oakpipe.portable import record_file
+
+    model = {"name": source.name, "source": source.spec, "kind": source.kind}
+    if source.path is not None:  # a user's file: its name (and attr), not where it was on this machine
+        model["source"] = f"{source.path.name}:{source.attr}" if source.kind == "python" else source.path.name
+        model["source_file"] = record_file(source.path, folder)
     return {
-        "model": {"name": source.name, "source": source.resolved_spec, "kind": source.kind},
+        "model": model,
         "options": {
             "input_shape": list(options.input_shape), "opset": options.opset, "shaves": options.shaves,
-            "weights": _absolute(options.weights), "style": _absolute(options.style), "alpha": options.alpha,
-            "weights_dir": _absolute(options.weights_dir), "compiler": options.compiler,
+            "weights": record_file(options.weights, folder), "style": record_file(options.style, folder),
+            "alpha": options.alpha, "weights_dir": record_file(options.weights_dir, folder),
+            "compiler": options.compiler,
         },
         "preprocessing": {**options.preprocessing.to_dict(), "camera_frame": "BGR888p (U8, planar)",
                           "model_encoding": options.preprocessing.model_encoding},
@@ -167,10 +175,6 @@ def code_hash(*relative: str) -> str:
     return sha256_json({name: sha256_file(PACKAGE / name) for name in relative})
 
 
-def _absolute(path: Path | None) -> str | None:
-    return str(Path(path).resolve()) if path is not None else None
-
-
 def options_from_manifest(folder: Path, **overrides) -> ConvertOptions:
     """The options an export folder was made with (to re-verify or re-run it)."""
     from oakpipe.errors import UserError
@@ -179,17 +183,30 @@ def options_from_manifest(folder: Path, **overrides) -> ConvertOptions:
     manifest = Manifest.load(folder)
     if "model" not in manifest.data:
         raise UserError(f"{folder} is not an oakpipe export folder (no manifest.json)", "run oakpipe convert first")
+    from oakpipe.portable import locate_file
+
     data, opts = manifest.data, manifest.data["options"]
-    path_or_none = lambda value: Path(value) if value else None  # noqa: E731
     values = dict(
-        model=data["model"]["source"], input_shape=tuple(opts["input_shape"]), opset=opts["opset"],
+        model=_model_spec(data["model"], folder), input_shape=tuple(opts["input_shape"]), opset=opts["opset"],
         preprocessing=Preprocessing.from_dict(data["preprocessing"]), shaves=opts["shaves"],
-        weights=path_or_none(opts.get("weights")), style=path_or_none(opts.get("style")),
-        alpha=opts.get("alpha", 1.0), weights_dir=path_or_none(opts.get("weights_dir")), out=folder,
+        weights=locate_file(opts.get("weights"), folder, "weights"),
+        style=locate_file(opts.get("style"), folder, "style image"),
+        alpha=opts.get("alpha", 1.0), weights_dir=locate_file(opts.get("weights_dir"), folder, "weights folder"),
+        out=folder,
         compiler=opts.get("compiler", "offline"),  # re-verifying must not switch compilers
     )
     values.update(overrides)
     return ConvertOptions(**values)
+
+
+def _model_spec(model: dict, folder: Path) -> str:
+    """MODEL for re-verifying: a built-in's name, or the user's file found again by its hash."""
+    from oakpipe.portable import locate_file
+
+    if "source_file" not in model:  # a built-in, or a manifest from before portable paths
+        return model["source"]
+    path = locate_file(model["source_file"], folder, "model file")
+    return f"{path}:{model['source'].rsplit(':', 1)[1]}" if model["kind"] == "python" else str(path)
 
 
 class StageRunner:
@@ -333,7 +350,10 @@ class StageRunner:
             offline = self.options.compiler == "offline"  # the preflight needs the offline compiler
             report = self.preflight(device_onnx) if offline else None
             info = build_blob(device_onnx, paths[blob_name], self.options.shaves, self.options.compiler)
-            return {**info, "preflight": report.to_dict() if report else None}
+            preflight = report.to_dict() if report else None
+            if preflight and preflight.get("model"):  # its name, not this machine's path
+                preflight["model"] = Path(preflight["model"]).name
+            return {**info, "preflight": preflight}
 
         return self._run("blob", key, [blob_name], body)
 
