@@ -142,6 +142,10 @@ def test_fresh_core_only_environment_runs_an_export(halve_export, tmp_path):
     probe = "import importlib.util as u; print([m for m in %r if u.find_spec(m)])" % (BLOCKED,)
     found = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert found.stdout.strip() == "[]", "the core install pulled in part of the convert extra"
+    data = ("data/astronaut.jpg", "models/styles/hubble_deep_field.jpg", "models/weights/stylizer_magenta.pt")
+    probe = "import importlib.resources as r; print([f for f in %r if not (r.files('oakpipe') / f).is_file()])"
+    missing = subprocess.run([str(python), "-c", probe % (data,)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert missing.stdout.strip() == "[]", f"the wheel lacks package data: {missing.stdout}{missing.stderr}"
 
     def oakpipe_says(*argv: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(oakpipe), "--quiet", *argv], capture_output=True, text=True, env=env,
