@@ -57,6 +57,9 @@ def convert(model: Any, progress: bool | Progress = False, *, name: str | None =
     """Convert ``model`` (a built-in name, a ``file.py:NAME``, an ``.onnx``/``.xml`` path, an
     ``nn.Module`` object, or a ready ConvertOptions) and return the Export. ``progress``:
     True prints a line per stage on stderr (or pass a Progress)."""
+    from oakpipe.extras import require_convert_extra
+
+    require_convert_extra("convert")  # before `from torch import nn` below: one line, not an ImportError
     reporter = progress if isinstance(progress, Progress) else Progress(quiet=not progress)
     if isinstance(model, ConvertOptions):
         return convert_with_options(model, reporter)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from oakpipe.errors import InternalError, OakpipeError
+from oakpipe.extras import CONVERT_COMMANDS, require_convert_extra
 from oakpipe.progress import Progress
 
 
@@ -78,7 +79,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def print_export(export) -> None:
-    blob = export.manifest["stages"]["blob"]["info"]["blob"]
     print(f"export folder: {export.folder}")
     labels = {"onnx": "onnx", "device": "device graph", "ir": "ir", "blob": "blob", "archive": "nn archive"}
     for stage, label in labels.items():
@@ -91,6 +91,10 @@ def print_export(export) -> None:
     unverified = verification_warning(export.folder, export.manifest)
     if unverified:  # --no-verify, or a verify that never finished
         print(f"note: {unverified}")
+    if "blob" not in export.manifest["stages"]:  # skipped: no MyriadX compiler on this platform
+        print(f"  {'blob':<12} skipped: {export.manifest.get('blob_skipped')}")
+        return
+    blob = export.manifest["stages"]["blob"]["info"]["blob"]
     for port in blob["inputs"]:
         print(f"depthai reads: input {port['name']} {port['dims']} {port['data_type']}, "
               f"{blob['version']}, {blob['shaves']} shaves")
@@ -270,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(format="oakpipe: %(levelname)s: %(message)s", level=logging.WARNING)
     try:
+        if args.command in CONVERT_COMMANDS:  # a light (run-only) install: one line on what to add
+            require_convert_extra(args.command)
         return args.func(args)
     except OakpipeError as exc:
         if debug:

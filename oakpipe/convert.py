@@ -74,6 +74,10 @@ class Export:
         from oakpipe.errors import UserError
 
         manifest = Manifest(folder, read_manifest(folder))
+        if manifest.data.get("blob_skipped"):  # converted where no MyriadX compiler exists
+            from oakpipe.toolchain.platforms import ELSEWHERE_HINT
+
+            raise UserError(f"{folder} has ONNX and IR but no blob: {manifest.data['blob_skipped']}", ELSEWHERE_HINT)
         if not manifest.data.get("complete"):
             raise UserError(f"{folder} holds no complete export", "run oakpipe convert first (or again)")
         needed = [s for s in STAGES if s != "onnx" or manifest.data["model"].get("kind") != "ir"]
@@ -99,6 +103,9 @@ def extra_inputs(options: ConvertOptions) -> dict:
 
 def convert(options: ConvertOptions, progress: Progress | None = None, source: ModelSource | None = None) -> Export:
     """Run every stage (cached); ``source`` overrides ``options.model`` (an in-memory module)."""
+    from oakpipe.extras import require_convert_extra
+
+    require_convert_extra()  # a light install: one line on what to install, not an ImportError
     progress = progress or Progress(quiet=True)
     source = source or parse_model_spec(options.model)
     folder = Path(options.out) if options.out else default_folder(source.name)
@@ -120,7 +127,7 @@ def _convert_in(folder: Path, source: ModelSource, options: ConvertOptions, prog
                 started: float) -> Export:
     with export_lock(folder):
         manifest = Manifest.load(folder)
-        manifest.data.update(describe_run(source, options))
+        manifest.data.update(describe_run(source, options, folder))
         stages = StageRunner(manifest, options, progress)
         if source.kind == "ir":  # a 2021.4 IR is already a device graph: nothing to export
             manifest.stages.pop("onnx", None)
@@ -129,8 +136,9 @@ def _convert_in(folder: Path, source: ModelSource, options: ConvertOptions, prog
             model_info = stages.onnx(source)
             device_info = stages.device()
         stages.ir()
-        stages.blob()
-        stages.archive()
+        if stages.blob_skipped() is None:
+            stages.blob()
+            stages.archive()
         manifest.data["inputs"] = device_info["inputs"]
         manifest.data["outputs"] = model_info["outputs"]
         manifest.data["verified"] = None
@@ -153,13 +161,21 @@ def _convert_in(folder: Path, source: ModelSource, options: ConvertOptions, prog
     return Export(folder, manifest.data)
 
 
-def describe_run(source: ModelSource, options: ConvertOptions) -> dict:
+def describe_run(source: ModelSource, options: ConvertOptions, folder: Path) -> dict:
+    """What the export was made from; files by name and sha256, no absolute path (oakpipe.portable)."""
+    from oakpipe.portable import record_file
+
+    model = {"name": source.name, "source": source.spec, "kind": source.kind}
+    if source.path is not None:  # a user's file: its name (and attr), not where it was on this machine
+        model["source"] = f"{source.path.name}:{source.attr}" if source.kind == "python" else source.path.name
+        model["source_file"] = record_file(source.path, folder)
     return {
-        "model": {"name": source.name, "source": source.resolved_spec, "kind": source.kind},
+        "model": model,
         "options": {
             "input_shape": list(options.input_shape), "opset": options.opset, "shaves": options.shaves,
-            "weights": _absolute(options.weights), "style": _absolute(options.style), "alpha": options.alpha,
-            "weights_dir": _absolute(options.weights_dir), "compiler": options.compiler,
+            "weights": record_file(options.weights, folder), "style": record_file(options.style, folder),
+            "alpha": options.alpha, "weights_dir": record_file(options.weights_dir, folder),
+            "compiler": options.compiler,
         },
         "preprocessing": {**options.preprocessing.to_dict(), "camera_frame": "BGR888p (U8, planar)",
                           "model_encoding": options.preprocessing.model_encoding},
@@ -188,10 +204,6 @@ def _runner_source(name: str) -> str:
     return inspect.getsource(getattr(StageRunner, name))
 
 
-def _absolute(path: Path | None) -> str | None:
-    return str(Path(path).resolve()) if path is not None else None
-
-
 def options_from_manifest(folder: Path, **overrides) -> ConvertOptions:
     """The options an export folder was made with (to re-verify or re-run it)."""
     from oakpipe.errors import UserError
@@ -209,17 +221,29 @@ def options_from_manifest(folder: Path, **overrides) -> ConvertOptions:
 
 
 def _options_in(data: dict, folder: Path) -> dict:
+    from oakpipe.portable import locate_file
     from oakpipe.preprocessing import Preprocessing
 
     opts = data["options"]
-    path_or_none = lambda value: Path(value) if value else None  # noqa: E731
     return dict(
-        model=data["model"]["source"], input_shape=tuple(opts["input_shape"]), opset=opts["opset"],
+        model=_model_spec(data["model"], folder), input_shape=tuple(opts["input_shape"]), opset=opts["opset"],
         preprocessing=Preprocessing.from_dict(data["preprocessing"]), shaves=opts["shaves"],
-        weights=path_or_none(opts.get("weights")), style=path_or_none(opts.get("style")),
-        alpha=opts.get("alpha", 1.0), weights_dir=path_or_none(opts.get("weights_dir")), out=folder,
+        weights=locate_file(opts.get("weights"), folder, "weights"),
+        style=locate_file(opts.get("style"), folder, "style image"),
+        alpha=opts.get("alpha", 1.0), weights_dir=locate_file(opts.get("weights_dir"), folder, "weights folder"),
+        out=folder,
         compiler=opts.get("compiler", "offline"),  # re-verifying must not switch compilers
     )
+
+
+def _model_spec(model: dict, folder: Path) -> str:
+    """MODEL for re-verifying: a built-in's name, or the user's file found again by its hash."""
+    from oakpipe.portable import locate_file
+
+    if "source_file" not in model:  # a built-in, or a manifest from before portable paths
+        return model["source"]
+    path = locate_file(model["source_file"], folder, "model file")
+    return f"{path}:{model['source'].rsplit(':', 1)[1]}" if model["kind"] == "python" else str(path)
 
 
 class StageRunner:
@@ -331,6 +355,21 @@ class StageRunner:
 
         return self._run("ir", key, [f"{name}.xml", f"{name}.bin"], body)
 
+    def blob_skipped(self) -> str | None:
+        """Where the 2021.4 compiler cannot exist (aarch64, arm64), an offline convert stops
+        after the IR and says why in one line; the manifest records it (run refuses the folder)."""
+        from oakpipe.toolchain.platforms import ELSEWHERE_HINT, compiler_platform_problem
+
+        problem = compiler_platform_problem() if self.options.compiler == "offline" else None
+        if problem is None:
+            self.manifest.data.pop("blob_skipped", None)
+            return None
+        for stage in ("blob", "archive"):  # a blob of an earlier convert no longer matches this graph
+            self.manifest.stages.pop(stage, None)
+        self.manifest.data["blob_skipped"] = problem
+        self.progress.say(f"  {'blob':<10} skipped: {problem} -> {ELSEWHERE_HINT}")
+        return problem
+
     def blob(self) -> dict:
         from oakpipe.stages.blob import blob_file_name
 
@@ -352,7 +391,10 @@ class StageRunner:
             offline = self.options.compiler == "offline"  # the preflight needs the offline compiler
             report = self.preflight(device_onnx) if offline else None
             info = build_blob(device_onnx, paths[blob_name], self.options.shaves, self.options.compiler)
-            return {**info, "preflight": report.to_dict() if report else None}
+            preflight = report.to_dict() if report else None
+            if preflight and preflight.get("model"):  # its name, not this machine's path
+                preflight["model"] = Path(preflight["model"]).name
+            return {**info, "preflight": preflight}
 
         return self._run("blob", key, [blob_name], body)
 
@@ -403,7 +445,7 @@ class StageRunner:
 
             report = verify_artifacts(source.name, artifacts, self.manifest.data,
                                       self.module(source), options.verify_image, parse_tolerances(options.tolerance))
-            report.preflight = self.manifest.stages["blob"]["info"].get("preflight")
+            report.preflight = self.manifest.stages.get("blob", {}).get("info", {}).get("preflight")
             write_reports(report, paths)
             lines = table_lines(report)
             failed = [s.stage for s in report.stages if not s.passed]

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from oakpipe.extras import CONVERT_INSTALL, CONVERT_MODULES, is_installed
 from oakpipe.versions import version_of
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -51,7 +52,10 @@ def package_rows(versions: Mapping[str, str | None] | None = None) -> list[Row]:
     rows = []
     for name, purpose in PACKAGES.items():
         found = versions.get(name)
-        if found is None:
+        if found is None and name in CONVERT_MODULES:  # a light, run-only install: convert needs the extra
+            rows.append(Row(name, WARN, f"not installed (needed for {purpose}; run works without it)",
+                            CONVERT_INSTALL))
+        elif found is None:
             rows.append(Row(name, FAIL, f"not installed (needed for {purpose})", f"pip install {name}"))
         elif name == "depthai" and not found.startswith("3."):
             rows.append(Row(name, WARN, f"{found}: oakpipe's camera code is written for depthai 3",
@@ -66,12 +70,15 @@ def compiler_row(probe: bool = True) -> Row:
     from oakpipe import toolchain
 
     current = toolchain.status()
+    if current.unsupported:  # not fixable here: the platform row says what to do instead
+        return Row("compiler", WARN, "none for this platform (see the platform row)")
     if not current.installed:
         problem = "; ".join(current.problems) or "not installed"
         return Row("compiler", FAIL, f"MyriadX compiler missing: {problem}",
                    f"run: {toolchain.INSTALL_COMMAND} (or use --compiler blobconverter, which uploads the model)")
-    if not probe:
-        return Row("compiler", OK, f"OpenVINO {current.openvino} (not test-compiled: --no-compile)")
+    if not probe or not is_installed("onnx"):  # the 1-op test graph is written with onnx (the convert extra)
+        why = "--no-compile" if not probe else "onnx not installed"
+        return Row("compiler", OK, f"OpenVINO {current.openvino} (not test-compiled: {why})")
     started = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="oakpipe-doctor-") as tmp:
@@ -86,6 +93,16 @@ def compiler_row(probe: bool = True) -> Row:
     seconds = time.perf_counter() - started
     version = (current.openvino or "2021.4").split("-")[0]
     return Row("compiler", OK, f"OpenVINO {version} MYRIAD: 1-op test blob in {seconds:.1f} s")
+
+
+def platform_row() -> Row:
+    """Blobs compile only where openvino 2021.4.2 has wheels; everything else works anywhere."""
+    from oakpipe.toolchain.platforms import ELSEWHERE_HINT, compiler_platform_problem, this_platform
+
+    problem = compiler_platform_problem()
+    if problem:
+        return Row("platform", WARN, f"{this_platform()}: run, ONNX, IR and verify work; {problem}", ELSEWHERE_HINT)
+    return Row("platform", OK, f"{this_platform()}: blobs compile here")
 
 
 def write_one_op_onnx(path: Path) -> Path:
@@ -213,7 +230,8 @@ def telemetry_row(env: Mapping[str, str] | None = None) -> Row:
 
 
 def run_checks(compile_probe: bool = True) -> list[Row]:
-    return [python_row(), *package_rows(), compiler_row(compile_probe), *device_rows(), display_row(), telemetry_row()]
+    return [python_row(), *package_rows(), platform_row(), compiler_row(compile_probe), *device_rows(), display_row(),
+            telemetry_row()]
 
 
 def table_lines(rows: Sequence[Row]) -> list[str]:

@@ -33,5 +33,5 @@ fi
 # torch first and pinned. On a machine whose pip would fetch the multi-GB CUDA build, set
 # TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu to take the CPU build instead.
 "$venv/bin/python" -m pip install -q torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
-"$venv/bin/python" -m pip install -q -e '.[test]'
+"$venv/bin/python" -m pip install -q -e '.[convert,test]'
 echo "bootstrap: oakpipe installed in $venv ($("$venv/bin/oakpipe" --version))"

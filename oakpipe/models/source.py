@@ -26,13 +26,6 @@ class ModelSource:
     attr: str | None = None
     module: object | None = None
 
-    @property
-    def resolved_spec(self) -> str:
-        """The spec with an absolute path, so an export folder can be re-verified from anywhere."""
-        if self.kind == "python":
-            return f"{self.path}:{self.attr}"
-        return str(self.path) if self.path else self.spec
-
     def fingerprint(self) -> dict:
         """Content hashes of everything the model's definition comes from."""
         if self.kind == "builtin":

@@ -43,6 +43,7 @@ class ToolchainStatus:
     python: str | None = None
     openvino: str | None = None
     problems: list[str] = field(default_factory=list)
+    unsupported: bool = False  # no 2021.4 wheels for this platform at all (aarch64, arm64)
 
     def lines(self) -> list[str]:
         state = "installed" if self.installed else "NOT installed"
@@ -53,15 +54,24 @@ class ToolchainStatus:
         if self.openvino:
             lines.append(f"  openvino: {self.openvino}")
         lines += [f"  problem: {p}" for p in self.problems]
-        if not self.installed:
+        if self.unsupported:
+            from oakpipe.toolchain.platforms import ELSEWHERE_HINT
+
+            lines.append(f"  instead: {ELSEWHERE_HINT}")
+        elif not self.installed:
             lines.append(f"  install with: {INSTALL_COMMAND}")
         return lines
 
 
 def status() -> ToolchainStatus:
     """Ask the private interpreter itself; a recorded marker alone proves nothing."""
+    from oakpipe.toolchain.platforms import compiler_platform_problem
+
     location = toolchain_dir()
     python = toolchain_python()
+    unsupported = compiler_platform_problem()
+    if unsupported and not python.exists():
+        return ToolchainStatus(False, location, problems=[unsupported], unsupported=True)
     if not python.exists():
         return ToolchainStatus(False, location, problems=["no private interpreter yet"])
     probe = (
@@ -120,6 +130,11 @@ def run_worker(request: dict, timeout: float, timeout_message: str, env: dict | 
     """Run the worker on one request in the private interpreter; return the finished process."""
     python = toolchain_python()
     if not python.exists():
+        from oakpipe.toolchain.platforms import ELSEWHERE_HINT, compiler_platform_problem
+
+        unsupported = compiler_platform_problem()
+        if unsupported:
+            raise ToolchainError(unsupported, ELSEWHERE_HINT)
         raise ToolchainError("the MyriadX compiler is not installed", f"run: {INSTALL_COMMAND}")
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(request, handle)

@@ -137,7 +137,11 @@ def add_model_optimizer(python: str, say: Say) -> None:
 def install(say: Say = print, force: bool = False, with_model_optimizer: bool = False) -> ToolchainStatus:
     """Install (or reuse) the toolchain. Idempotent: a working install is left alone."""
     from oakpipe.toolchain import toolchain_python
+    from oakpipe.toolchain.platforms import ELSEWHERE_HINT, compiler_platform_problem
 
+    unsupported = compiler_platform_problem()
+    if unsupported:  # say so at once, not after pip's "no matching distribution"
+        raise ToolchainError(unsupported, ELSEWHERE_HINT)
     current = status()
     if current.installed and not force:
         say(f"MyriadX compiler already installed at {current.location} (openvino {current.openvino})")
