@@ -111,8 +111,13 @@ def convert(options: ConvertOptions, progress: Progress | None = None, source: M
             model_info = stages.onnx(source)
             device_info = stages.device()
         stages.ir()
-        stages.blob()
+        blob_info = stages.blob()
         stages.archive()
+        from oakpipe.estimate.record import export_estimate
+
+        manifest.data["estimate"] = export_estimate(blob_info, stages.device_graph(), options.shaves)
+        if manifest.data["estimate"]:
+            progress.say(f"  {manifest.data['estimate']['line']}")
         manifest.data["inputs"] = device_info["inputs"]
         manifest.data["outputs"] = model_info["outputs"]
         manifest.data["verified"] = None

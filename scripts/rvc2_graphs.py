@@ -165,6 +165,8 @@ def main() -> None:
     parser.add_argument("--site", help="a folder with ultralytics, timm, torchvision (pip --target)")
     parser.add_argument("--onnx-dir", type=Path, default=Path("/tmp/rvc2-onnx"))
     parser.add_argument("--only", nargs="*", help="row keys to build (default: all)")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="re-read the layer tables from the ONNX files already in --onnx-dir")
     args = parser.parse_args()
     if args.site:
         sys.path.insert(0, args.site)
@@ -179,13 +181,16 @@ def main() -> None:
         key = row["key"]
         if args.only and key not in args.only:
             continue
-        try:
-            module, size = build(key)
-        except KeyError as exc:
-            print(f"skip {key}: {exc}")
+        path, size = args.onnx_dir / f"{key}.onnx", row["input"]
+        if not args.tables_only:
+            try:
+                module, size = build(key)
+            except KeyError as exc:
+                print(f"skip {key}: {exc}")
+                continue
+            export(module, size, path)
+        if not path.exists():
             continue
-        path = args.onnx_dir / f"{key}.onnx"
-        export(module, size, path)
         table = table_of_onnx(path, source=f"{row['model']} at {size}x{size}, scripts/rvc2_graphs.py")
         save_table(table, out / f"{key}.json")
         print(f"{key}: {len(table.layers)} layers, {sum(x.macs for x in table.layers) / 1e9:.2f} GMAC", flush=True)

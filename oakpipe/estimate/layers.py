@@ -35,6 +35,8 @@ MEMORY_OPS = {
 FREE_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Cast", "Shape", "Constant",
             "ConstantOfShape", "Size"}
 FUSED_INTO_CONV = {"Relu", "LeakyRelu", "Clip", "PRelu", "BatchNormalization"}
+FUSED_INTO_ELTWISE = {"Relu", "Clip"}  # the compiler's Eltwise stages take a ReLU post-op
+ELTWISE = {"Add", "Sub", "Mul", "Max", "Min", "Sum"}
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,9 @@ class _Walker:
 
     def layers(self) -> list[Layer]:
         layers: list[Layer] = []
-        skip: set[int] = set()
-        nodes = list(self.graph.node)
-        for index, node in enumerate(nodes):
-            if id(node) in skip:
+        skip: set[str] = set()  # fused nodes, by their first output (protobuf wrappers are not stable)
+        for node in self.graph.node:
+            if node.output[0] in skip:
                 continue
             if self._is_constant(node):
                 for name in node.output:
@@ -108,7 +109,7 @@ class _Walker:
             if node.op_type in FREE_OPS:
                 continue
             layer, fused = self._layer(node)
-            skip.update(id(n) for n in fused)
+            skip.update(n.output[0] for n in fused)
             if layer is not None:
                 layers.append(layer)
         return layers
@@ -129,6 +130,8 @@ class _Walker:
                 out = nxt.output[0]
             macs, depthwise = self._conv_macs(node)
             kind = "depthwise" if depthwise else "conv"
+            if not macs:  # no static shapes: the model cannot cost it
+                kind, op = "unknown", op + " (shape unknown)"
             return Layer(name, op, kind, macs, in_bytes, self.nbytes(out), weights), fused
         if op in ("MatMul", "Gemm"):
             return Layer(name, op, "matmul", self._matmul_macs(node), in_bytes, self.nbytes(out), weights), fused
@@ -136,6 +139,12 @@ class _Walker:
             mul = self._only_consumer(out)
             if mul is not None and mul.op_type == "Mul" and node.input[0] in mul.input:
                 return Layer(name, "Swish", "memory", 0, in_bytes, self.nbytes(mul.output[0]), 0), [mul]
+        if op in ELTWISE:
+            while (nxt := self._only_consumer(out)) is not None and nxt.op_type in FUSED_INTO_ELTWISE:
+                fused.append(nxt)
+                op += "+" + nxt.op_type
+                out = nxt.output[0]
+            return Layer(name, op, "memory", 0, in_bytes, self.nbytes(out), weights), fused
         out_bytes = sum(self.nbytes(o) for o in node.output if o)
         kind = "memory" if op in MEMORY_OPS else "unknown"
         return Layer(name, op, kind, 0, in_bytes, out_bytes, weights), fused

@@ -14,6 +14,11 @@ of its input frame and FP16 outputs. So the time per frame is
 a sum linear in seven constants, fitted (``oakpipe.estimate.calibrate``) in log space on
 Luxonis' published measurements (8 SHAVEs, 2 inference threads; ``benchmarks/rvc2``).
 
+No model in the table is small enough to show the ceiling every inference has, so a floor
+is set from the link instead (an assumption, not a fit): a frame cannot take less than
+``FLOOR_FIXED_MS`` plus its input and output bytes at ``USB3_MB_PER_S``; without it a
+one-layer model would be promised thousands of frames per second.
+
 Other SHAVE counts are an extrapolation, not a measurement: the SHAVE-bound terms
 (depthwise, memory-bound and per-layer costs) scale with 8 / shaves, the convolution
 hardware's do not. Latency is taken as threads x period (that many inferences in flight
@@ -33,13 +38,16 @@ CALIBRATED_SHAVES = 8
 CALIBRATED_THREADS = 2
 USABLE_SHAVES = 13  # of 16, what NN and image processing share on an RVC2 with a camera running
 MB = 1e6
+USB3_MB_PER_S = 350.0  # what XLink moves over USB3 in practice (5 Gbit/s line rate, less protocol)
+FLOOR_FIXED_MS = 1.0  # a request's round trip through XLink and the NN scheduler
 GIGA = 1e9
 TERMS = ("dense_ms_per_gmac", "depthwise_ms_per_gmac", "cmx_ms_per_mb", "ddr_ms_per_mb", "ms_per_layer",
          "fixed_ms", "usb_ms_per_mb")
 SHAVE_TERMS = {"depthwise_ms_per_gmac", "cmx_ms_per_mb", "ddr_ms_per_mb", "ms_per_layer"}
 # Fitted by `python -m oakpipe.estimate.calibrate` on every buildable row of the published table
 # (tests/estimate checks that they are what that fit gives).
-CONSTANTS = dict(zip(TERMS, (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)))
+CONSTANTS = {"dense_ms_per_gmac": 2.41477, "depthwise_ms_per_gmac": 0.0, "cmx_ms_per_mb": 0.0754372,
+             "ddr_ms_per_mb": 0.404258, "ms_per_layer": 0.10674, "fixed_ms": 0.0, "usb_ms_per_mb": 0.0820693}
 # Measured leave-one-family-out (README, `oakpipe bench`): the band an estimate is given with.
 KNOWN_ERROR = 0.35
 UNKNOWN_ERROR = 2.0  # a layer the model does not know: the estimate is far looser
@@ -65,6 +73,7 @@ class Rvc2Estimate:
     layers: tuple[LayerCost, ...]
     unknown_ops: tuple[str, ...]
     basis: str
+    link_bound: bool = False  # the USB link's floor, not the layers, sets the frame rate
 
     @property
     def exact(self) -> bool:
@@ -77,6 +86,8 @@ class Rvc2Estimate:
         low, high = self.fps_range
         text = (f"RVC2 estimate: {self.fps:.1f} FPS ({low:.1f}-{high:.1f}), {self.latency_ms:.0f} ms latency at "
                 f"{self.shaves} SHAVEs, {self.threads} threads")
+        if self.link_bound:
+            text += "; the USB link, not the network, sets this rate"
         if self.unknown_ops:
             text += f"; ops the model does not know ({', '.join(self.unknown_ops)}) make it a wide guess"
         return text
@@ -119,7 +130,8 @@ def estimate(table: LayerTable, *, shaves: int = CALIBRATED_SHAVES, threads: int
         memory = "DDR" if layer.in_bytes + layer.out_bytes > CMX_BYTES else "CMX"
         costs.append(LayerCost(layer.name, layer.op, layer.kind, ms, memory))
     io_mb = (table.input_bytes + table.output_bytes) / MB
-    period = sum(x.ms for x in costs) + c[5] + c[6] * io_mb
+    layers_ms = sum(x.ms for x in costs) + c[5] + c[6] * io_mb
+    period = max(layers_ms, io_floor_ms(table))
     fps = 1000.0 / period
     unknown = tuple(sorted({x.op for x in table.layers if x.kind == "unknown"}))
     error = UNKNOWN_ERROR if unknown else KNOWN_ERROR
@@ -130,7 +142,12 @@ def estimate(table: LayerTable, *, shaves: int = CALIBRATED_SHAVES, threads: int
     if shaves != CALIBRATED_SHAVES:
         basis += f"; {shaves} SHAVEs extrapolated from 8"
     return Rvc2Estimate(fps, (fps / (1 + error), fps * (1 + error)), period * threads, period, shaves, threads,
-                        tuple(costs), unknown, basis)
+                        tuple(costs), unknown, basis, layers_ms < period)
+
+
+def io_floor_ms(table: LayerTable) -> float:
+    """The least time a frame can take: the link, whatever the network."""
+    return FLOOR_FIXED_MS + (table.input_bytes + table.output_bytes) / MB / USB3_MB_PER_S * 1000.0
 
 
 def recommended_shaves(threads: int = CALIBRATED_THREADS) -> int:
