@@ -45,7 +45,7 @@ def load_rows(data: Path = DATA) -> list[Row]:
 
 
 def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """min |a x - b| with x >= 0, exactly, by trying every set of free columns (7 terms: 127 sets)."""
+    """min |a x - b| with x >= 0, exactly, by trying every set of free columns (8 terms: 255 sets)."""
     best, best_res = np.zeros(a.shape[1]), float(b @ b)
     for size in range(1, a.shape[1] + 1):
         for cols in itertools.combinations(range(a.shape[1]), size):

@@ -32,6 +32,9 @@ MEMORY_OPS = {
     "SpaceToDepth", "Gather", "Swish", "Mish", "ArgMax", "TopK",
 }
 # Views and no-ops: the compiler removes them or only relabels the tensor.
+# Memory-bound too, but each element costs a transcendental function (exp, log, division).
+MATH_OPS = {"Swish", "Sigmoid", "Tanh", "Exp", "Log", "Softmax", "LogSoftmax", "Mish", "Elu", "Selu", "Softplus",
+            "Erf", "Pow", "Sqrt", "Div", "Reciprocal", "HardSwish"}
 FREE_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Cast", "Shape", "Constant",
             "ConstantOfShape", "Size"}
 FUSED_INTO_CONV = {"Relu", "LeakyRelu", "Clip", "PRelu", "BatchNormalization"}
@@ -43,7 +46,7 @@ ELTWISE = {"Add", "Sub", "Mul", "Max", "Min", "Sum"}
 class Layer:
     name: str
     op: str  # the ONNX op, or "Conv+Relu", "Swish" after fusion
-    kind: str  # "conv" | "depthwise" | "matmul" | "memory" | "unknown"
+    kind: str  # "conv" | "depthwise" | "matmul" | "memory" | "math" | "unknown"
     macs: int
     in_bytes: int  # FP16 activations read (constants excluded)
     out_bytes: int  # FP16 activations written
@@ -138,7 +141,7 @@ class _Walker:
         if op == "Sigmoid":
             mul = self._only_consumer(out)
             if mul is not None and mul.op_type == "Mul" and node.input[0] in mul.input:
-                return Layer(name, "Swish", "memory", 0, in_bytes, self.nbytes(mul.output[0]), 0), [mul]
+                return Layer(name, "Swish", "math", 0, in_bytes, self.nbytes(mul.output[0]), 0), [mul]
         if op in ELTWISE:
             while (nxt := self._only_consumer(out)) is not None and nxt.op_type in FUSED_INTO_ELTWISE:
                 fused.append(nxt)
@@ -146,7 +149,7 @@ class _Walker:
                 out = nxt.output[0]
             return Layer(name, op, "memory", 0, in_bytes, self.nbytes(out), weights), fused
         out_bytes = sum(self.nbytes(o) for o in node.output if o)
-        kind = "memory" if op in MEMORY_OPS else "unknown"
+        kind = "math" if op in MATH_OPS else "memory" if op in MEMORY_OPS else "unknown"
         return Layer(name, op, kind, 0, in_bytes, out_bytes, weights), fused
 
     def _conv_macs(self, node) -> tuple[int, bool]:
