@@ -13,8 +13,12 @@ def estimate_target(target: Path | None, make_options, *, shaves: int, threads: 
 
     An export folder is estimated on its device graph (preprocessing included); a MODEL is
     exported to ONNX in a temporary folder first, nothing is compiled and nothing is kept."""
+    from oakpipe.errors import UserError
     from oakpipe.estimate import estimate_onnx
 
+    if not 1 <= shaves <= 16 or threads < 1:
+        raise UserError(f"--shaves must be 1 to 16 and --threads at least 1 (got {shaves}, {threads})",
+                        "depthai runs a blob on 1 to 16 SHAVEs with 1 or more inference threads (usually 2)")
     if target is not None and target.is_dir():
         from oakpipe.convert import Export
 

@@ -469,11 +469,16 @@ class Graph:
                     + ("of" if fits_ddr else "EXCEEDS") + f" the ~{_mib(DDR_USABLE_BYTES)} usable DDR")
         from oakpipe.estimate import estimate_model
 
-        rvc2 = estimate_model(self.model, shaves=shaves)
-        fps = tuple(round(x, 2) for x in rvc2.fps_range)
+        try:
+            rvc2 = estimate_model(self.model, shaves=shaves)
+        except Exception as exc:  # an estimate must never stop a convert: say it could not be made
+            fps, basis, record = None, f"no RVC2 estimate: {type(exc).__name__}: {exc}", None
+        else:
+            fps = tuple(round(x, 2) for x in rvc2.fps_range)
+            basis, record = rvc2.basis, {**rvc2.to_dict(), "line": rvc2.line()}
         return Estimates(macs, round(macs / 1e9, 4), params, weight_bytes, largest_bytes, largest,
                          tuple(self.static_shape(largest)) if largest else None, peak, fits_cmx, cmx, ddr,
-                         fits_ddr, ddr_text, fps, rvc2.basis, {**rvc2.to_dict(), "line": rvc2.line()})
+                         fits_ddr, ddr_text, fps, basis, record)
 
     def peak_live(self, sizes: dict[str, int]) -> int:
         """Largest sum of tensors alive at once, in the graph's (topological) order."""

@@ -35,3 +35,14 @@ def test_convert_records_the_estimate_and_estimate_reads_the_export(halve_export
     assert main(["estimate", str(halve_export.folder)]) == 0
     out = capsys.readouterr().out
     assert f"{recorded['rvc2_fps']:.1f} FPS" in out
+
+
+def test_estimate_of_a_model_spec_exports_it_first(capsys):
+    assert main(["estimate", "halve", "--input-shape", "1,3,64,64", "--shaves", "8"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("oakpipe estimate halve 1x3x64x64") and "/Div" in out
+
+
+def test_bad_threads_are_the_users_to_fix(capsys):
+    assert main(["estimate", "halve", "--threads", "0"]) == 2
+    assert "--threads" in capsys.readouterr().err
