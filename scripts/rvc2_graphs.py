@@ -2,9 +2,14 @@
 
 Run once (needs ultralytics, timm and torchvision, which oakpipe itself does not depend on):
 
-    pip install --target /tmp/rvc2-site --no-deps ultralytics ultralytics-thop torchvision timm \
-        matplotlib psutil tqdm polars polars-runtime-32 pandas pillow ...
-    PYTHONPATH=$PWD python scripts/rvc2_graphs.py --site /tmp/rvc2-site --onnx-dir /tmp/rvc2-onnx
+    .venv/bin/python -m pip install --target /tmp/rvc2-site --no-deps ultralytics==8.4.190 \
+        ultralytics-thop torchvision==0.29.1 timm==1.0.31 matplotlib psutil tqdm polars \
+        polars-runtime-32 pandas pillow cycler kiwisolver pyparsing contourpy fonttools \
+        python-dateutil six packaging huggingface_hub safetensors
+    PYTHONPATH=$PWD .venv/bin/python scripts/rvc2_graphs.py --site /tmp/rvc2-site --onnx-dir /tmp/rvc2-onnx
+
+(a separate folder, so oakpipe's own environment never imports torchvision). Then
+``python -m oakpipe.estimate.calibrate`` refits the constants and prints the table.
 
 Every model is exported with random weights (latency does not depend on weight values) at
 the published input size, in inference form (BatchNorm folded, MobileOne re-parameterised,
@@ -56,7 +61,9 @@ class DeepLabV3MobileNetV2:
     """DeepLab V3 on MobileNetV2 (output stride 8, image-pooling + 1x1 ASPP-lite head, 21
     classes, bilinear upsampling to the input): the TensorFlow model-zoo network that
     OpenVINO's and Luxonis' zoos ship as "DeepLab V3" at 256 and 513. Built on torchvision's
-    mobilenet_v2 with the last two stride-2 stages dilated instead."""
+    mobilenet_v2 with the last two stride-2 stages dilated instead. Output stride 16 (2.74
+    GMAC at 513, TF's published 2.75B) was tried too: held out, it predicts 58 and 10.9 FPS
+    against the published 36.5 and 6.3, so output stride 8 is the more plausible variant."""
 
     @staticmethod
     def build():
@@ -99,7 +106,7 @@ def yolo(family: str, scale: str):
     from ultralytics.nn.tasks import DetectionModel
 
     if family == "yolov6" and scale == "t":
-        # YOLOv6-T of Meituan's release 2: the n network at width 0.375 (ultralytics has no t scale)
+        # YOLOv6-T: the n network at width 0.375 (ultralytics has no t scale; an assumption)
         import yaml
         from ultralytics.utils import ROOT as UROOT
 
