@@ -53,10 +53,6 @@ class Layer:
     weight_bytes: int  # FP16 weights
 
 
-def layers_of_onnx(path: Path) -> list[Layer]:
-    return layers_of(onnx.load(str(path)))
-
-
 def layers_of(model: onnx.ModelProto) -> list[Layer]:
     """The device's layers, in graph order, from a shape-inferred copy of ``model``."""
     try:
@@ -179,6 +175,7 @@ class _Walker:
 def graph_io(model: onnx.ModelProto) -> tuple[int, int]:
     """(input elements, as the camera's U8 frame; output bytes, FP16) of a graph."""
     inits = {i.name for i in model.graph.initializer}
+
     def numel(value) -> int:
         return int(np.prod([max(d.dim_value, 1) for d in value.type.tensor_type.shape.dim]))
     inputs = sum(numel(v) for v in model.graph.input if v.name not in inits)
