@@ -186,6 +186,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from oakpipe.estimate.command import estimate_target, report_lines
+
+    target = Path(args.model) if args.model else None
+    what, estimate = estimate_target(target, lambda: convert_options(args), shaves=args.shaves, threads=args.threads)
+    print("\n".join(report_lines(what, estimate)))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from oakpipe.bench.suite import run_bench, write_results
     from oakpipe.bench.tables import markdown
@@ -246,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="prove every stage computes what the PyTorch model computes")
     add_convert_options(verify)
     verify.set_defaults(func=cmd_verify)
+
+    estimate = sub.add_parser("estimate", help="RVC2 frame rate and latency before the camera, and where the time goes")
+    add_convert_options(estimate)
+    estimate.add_argument("--threads", type=int, default=2, help="inference threads (default 2, as depthai)")
+    estimate.set_defaults(func=cmd_estimate)
 
     bench = sub.add_parser("bench", help="measure conversion and host inference against references")
     bench.add_argument("--quick", action="store_true", help="fewer and shorter runs (under 3 minutes)")

@@ -136,9 +136,15 @@ def _convert_in(folder: Path, source: ModelSource, options: ConvertOptions, prog
             model_info = stages.onnx(source)
             device_info = stages.device()
         stages.ir()
+        blob_info: dict = {}
         if stages.blob_skipped() is None:
-            stages.blob()
+            blob_info = stages.blob()
             stages.archive()
+        from oakpipe.estimate.record import export_estimate
+
+        manifest.data["estimate"] = export_estimate(blob_info, stages.device_graph(), options.shaves)
+        if manifest.data["estimate"]:
+            progress.say(f"  {manifest.data['estimate']['line']}")
         manifest.data["inputs"] = device_info["inputs"]
         manifest.data["outputs"] = model_info["outputs"]
         manifest.data["verified"] = None

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from oakpipe.bench import conversion, inference
 from oakpipe.bench.machine import describe_machine, peak_fp32_gflops
+from oakpipe.bench.rvc2 import rvc2_vs_published
 from oakpipe.convert import convert
 from oakpipe.manifest import write_atomic
 from oakpipe.progress import Progress
@@ -42,6 +43,8 @@ def run_bench(quick: bool, progress: Progress) -> dict:
                      "machine": describe_machine()}
     progress.say("measuring the machine's FP32 peak (numpy matmul)")
     results["peak"] = peak_fp32_gflops(repeats=plan.repeats + 1)
+    progress.say("RVC2 estimate against Luxonis' published frame rates")
+    results["rvc2"] = rvc2_vs_published()
     results["conversion"] = []
     for model in plan.models:
         progress.say(f"converting {model} (cold, then cached)")

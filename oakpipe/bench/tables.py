@@ -85,8 +85,30 @@ def scaling_section(results: dict) -> list[str]:
         ["model", "input", "GMAC", "cold convert s", "OpenVINO FPS", "of FP32 peak", "blob"], rows)
 
 
+def rvc2_section(results: dict) -> list[str]:
+    """Estimate vs published; absent from result files written before the estimate existed."""
+    data = results.get("rvc2")
+    if not data:
+        return []
+    rows = []
+    for r in data["rows"]:
+        if not r["built"]:
+            rows.append([r["model"], r["input"], f"{r['published_fps']:g}", "-", "-", "-", "-", "(no graph)"])
+            continue
+        low, high = r["old_rule_fps"]
+        rows.append([r["model"], r["input"], f"{r['published_fps']:g}", f"{r['gmac']:.2f}", f"{r['estimate_fps']:.1f}",
+                     f"{r['held_out_fps']:.1f}", f"{100 * r['held_out_error']:+.0f}%", f"{low:.0f}-{high:.0f}"])
+    return ["## RVC2 estimate vs published", "",
+            f"Luxonis' published FPS ({data['shaves']} SHAVEs, {data['threads']} threads) against oakpipe's estimate "
+            "fitted on every row, and held out (fitted without the row's family). Held out: median |error| "
+            f"{100 * data['held_out_median_abs_error']:.0f}%, max {100 * data['held_out_max_abs_error']:.0f}%.", ""
+            ] + _table(["model", "input", "published FPS", "GMAC", "estimate", "held out", "error",
+                        "old 15-40 GMAC/s rule"], rows)
+
+
 def markdown(results: dict) -> str:
     lines = [f"# oakpipe bench, {results['date']}{' (quick)' if results['quick'] else ''}", ""]
-    for section in (machine_section, conversion_section, inference_section, pipeline_section, scaling_section):
+    for section in (machine_section, rvc2_section, conversion_section, inference_section, pipeline_section,
+                    scaling_section):
         lines += section(results)
     return "\n".join(lines)

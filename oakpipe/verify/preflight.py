@@ -45,18 +45,8 @@ CMX_BYTES = int(2.5 * 1024 * 1024)  # on-chip memory shared by the SHAVEs
 DDR_USABLE_BYTES = 358 * 1024 * 1024  # of 512 MiB, what a pipeline can use
 FP16_BYTES = 2
 TARGET_FPS = 10.0
-COMPUTE_BOUND_FPS = 60.0  # above this the MACs do not decide the frame rate (camera: 30 FPS default)
-# Effective MyriadX throughput for CNNs compiled with 6 SHAVEs, in GMAC/s, from published
-# figures: FastDepth (just under 1 GMAC) runs about 30 FPS with 6 SHAVEs (~25-30 GMAC/s),
-# and Luxonis' rule of thumb puts 1-2 GMAC models at 10-25 FPS (10-50 GMAC/s, centred
-# around 20-30). Memory-bound layers (large activations, depthwise convs, elementwise
-# chains) pull it to the low end; dense 3x3 convs at moderate resolution to the high end.
-EFFECTIVE_GMACS = (15.0, 40.0)
-FPS_BASIS = (
-    "FPS = GMAC / effective throughput of 15-40 GMAC/s, from Luxonis' published RVC2 figures "
-    "at 6 SHAVEs (FastDepth, <1 GMAC, ~30 FPS; 1-2 GMAC models at 10-25 FPS); counts only "
-    "Conv/ConvTranspose/MatMul/Gemm MACs, not memory traffic, camera or USB transfer"
-)
+# The frame rate comes from oakpipe.estimate's per-layer RVC2 model (calibrated on Luxonis'
+# published measurements); its basis and error band travel with each estimate.
 
 PROBE_FORMAT = 1  # bump when the way probes are built changes: old cache entries then miss
 CACHE_NAME = "preflight_probes.json"
@@ -109,8 +99,9 @@ class Estimates:
     ddr_estimate_bytes: int
     fits_ddr: bool
     ddr_verdict: str
-    estimated_fps: tuple[float, float] | None  # (low, high); None when there are no MACs
+    estimated_fps: tuple[float, float] | None  # (low, high): the RVC2 estimate's error band
     fps_basis: str
+    rvc2: dict | None = None  # oakpipe.estimate's Rvc2Estimate.to_dict(), with its one-line summary
     mac_formula: str = (
         "Conv: N*Cout*Hout*Wout * (Cin/group)*kH*kW; ConvTranspose: N*Cin*Hin*Win * (Cout/group)*kH*kW; "
         "MatMul: prod(output shape) * K; Gemm: M*N*K"
@@ -150,12 +141,8 @@ class PreflightReport:
     def summary(self) -> str:
         """One line for the progress display when nothing needs the user's attention."""
         e, s = self.estimates, self.stats
-        speed = ""
-        if e.estimated_fps:
-            low, high = e.estimated_fps
-            speed = f", about {low:.0f}-{high:.0f} FPS on an RVC2" if high <= COMPUTE_BOUND_FPS else ""
         return (f"MyriadX preflight passes: {s.probes} op probes ({s.cached} cached), {e.gmac:.3g} GMAC, "
-                f"largest activation {_mib(e.largest_activation_bytes)}{speed}")
+                f"largest activation {_mib(e.largest_activation_bytes)}")
 
     def lines(self) -> list[str]:
         e, s = self.estimates, self.stats
@@ -166,12 +153,8 @@ class PreflightReport:
         lines += [f"  inconclusive: {i}" for i in self.inconclusive]
         lines.append(f"  compute: {e.gmac:.3g} GMAC, {e.params:,} parameters ({_mib(e.fp16_weight_bytes)} in FP16)")
         lines.append(f"  memory: {e.cmx_verdict}; {e.ddr_verdict}")
-        if e.estimated_fps and e.estimated_fps[0] > COMPUTE_BOUND_FPS:
-            lines.append(f"  speed: compute allows over {COMPUTE_BOUND_FPS:.0f} FPS on an RVC2; the camera "
-                         "and the transfer to the host set the frame rate")
-        elif e.estimated_fps:
-            low, high = e.estimated_fps
-            lines.append(f"  speed: about {low:.0f}-{high:.0f} FPS on an RVC2 ({e.fps_basis})")
+        if e.rvc2:
+            lines.append(f"  speed: {e.rvc2['line']} ({e.fps_basis})")
         lines.append(f"  probes: {s.probes} distinct graphs for {s.nodes} nodes ({s.folded} folded, "
                      f"{s.not_probed} not probed), {s.cached} cached, {s.compiled} compiled, {s.seconds:.1f} s")
         return lines
@@ -225,7 +208,7 @@ def preflight(device_onnx: Path, *, shaves: int = 6, use_cache: bool = True) -> 
             kind = "compiler_crash" if verdict.get("crashed") else "unsupported_op"
             message = _unprobe_names(verdict["message"], node)
             problems.append(Problem(kind, f"the MYRIAD compiler rejects it: {message}", node.op_type, name, module))
-    estimates = graph.estimates()
+    estimates = graph.estimates(shaves)
     if not estimates.fits_ddr:
         problems.append(Problem("memory", estimates.ddr_verdict))
     warnings = estimate_warnings(estimates)
@@ -251,7 +234,7 @@ def estimate_warnings(estimates: Estimates) -> list[str]:
         low, high = estimates.estimated_fps
         if (low * high) ** 0.5 < TARGET_FPS:
             warnings.append(f"likely below {TARGET_FPS:.0f} FPS on an RVC2: about {low:.1f}-{high:.1f} FPS "
-                            f"for {estimates.gmac:.2f} GMAC ({FPS_BASIS})")
+                            f"for {estimates.gmac:.2f} GMAC ({estimates.fps_basis})")
         elif low < TARGET_FPS:
             warnings.append(f"may run below {TARGET_FPS:.0f} FPS on an RVC2 (about {low:.1f}-{high:.1f} FPS "
                             f"for {estimates.gmac:.2f} GMAC)")
@@ -454,7 +437,7 @@ class Graph:
             return 0
         return 0
 
-    def estimates(self) -> Estimates:
+    def estimates(self, shaves: int = 6) -> Estimates:
         g = self.model.graph
         macs = sum(self.macs_of(n) for n in g.node)
         float_kinds = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
@@ -484,13 +467,18 @@ class Graph:
         fits_ddr = ddr <= DDR_USABLE_BYTES
         ddr_text = (f"FP16 weights {_mib(weight_bytes)} + peak live activations {_mib(peak)} = {_mib(ddr)} "
                     + ("of" if fits_ddr else "EXCEEDS") + f" the ~{_mib(DDR_USABLE_BYTES)} usable DDR")
-        fps = None
-        if macs:
-            gmac = macs / 1e9
-            fps = (round(EFFECTIVE_GMACS[0] / gmac, 2), round(EFFECTIVE_GMACS[1] / gmac, 2))
+        from oakpipe.estimate import estimate_model
+
+        try:
+            rvc2 = estimate_model(self.model, shaves=shaves)
+        except Exception as exc:  # an estimate must never stop a convert: say it could not be made
+            fps, basis, record = None, f"no RVC2 estimate: {type(exc).__name__}: {exc}", None
+        else:
+            fps = tuple(round(x, 2) for x in rvc2.fps_range)
+            basis, record = rvc2.basis, {**rvc2.to_dict(), "line": rvc2.line()}
         return Estimates(macs, round(macs / 1e9, 4), params, weight_bytes, largest_bytes, largest,
                          tuple(self.static_shape(largest)) if largest else None, peak, fits_cmx, cmx, ddr,
-                         fits_ddr, ddr_text, fps, FPS_BASIS)
+                         fits_ddr, ddr_text, fps, basis, record)
 
     def peak_live(self, sizes: dict[str, int]) -> int:
         """Largest sum of tensors alive at once, in the graph's (topological) order."""

@@ -210,8 +210,8 @@ def test_estimates_of_known_convs(tmp_path):
     assert e.largest_activation_bytes == 16 * 32 * 32 * 2  # the ConvTranspose output, FP16
     assert e.largest_activation_shape == (1, 16, 32, 32)
     assert e.fits_cmx and e.fits_ddr
-    low, high = e.estimated_fps
-    assert low == pytest.approx(15e9 / e.macs, rel=1e-3) and high == pytest.approx(40e9 / e.macs, rel=1e-3)
+    low, high = e.estimated_fps  # the RVC2 model's band around its estimate, at the convert's 6 SHAVEs
+    assert low < e.rvc2["rvc2_fps"] < high and e.rvc2["shaves"] == 6 and not e.rvc2["unknown_ops"]
     assert not pf.estimate_warnings(e)
 
 
@@ -235,7 +235,7 @@ def test_big_model_warns_below_10_fps_and_spills_cmx(tmp_path):
     e = pf.estimate(path)
     assert e.macs == 128 * 256 * 256 * 3 * 9 + 4 * 128 * 256 * 256 * 128 * 9
     warning = pf.estimate_warnings(e)
-    assert any("likely below 10 FPS" in w and "GMAC/s" in w for w in warning)
+    assert any("likely below 10 FPS" in w and "published" in w for w in warning)
     assert not e.fits_cmx and any("exceeds the 2.50 MiB CMX" in w for w in warning)
 
 
