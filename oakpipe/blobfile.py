@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from oakpipe import privacy
 from oakpipe.errors import UserError
 
 #: depthai reads the OpenVINO version of a blob from two little-endian uint32 at byte 60.
@@ -52,7 +52,7 @@ class BlobInfo:
 
 def read_blob(path: Path) -> BlobInfo:
     """Parse a blob with depthai, offline. Raises UserError for a missing or foreign file."""
-    os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
+    privacy.apply()  # telemetry off even if the environment changed since import
     import depthai as dai
 
     try:

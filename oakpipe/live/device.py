@@ -9,12 +9,12 @@ parameter so the loop can be tested with a stand-in module where no OAK is attac
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
+from oakpipe import privacy
 from oakpipe.errors import DeviceError
 from oakpipe.live.decode import nn_data_to_outputs
 from oakpipe.live.export_check import RunnableExport
@@ -25,7 +25,7 @@ ON_DEVICE = {"capture": math.nan, "preprocessing": math.nan, "inference": math.n
 
 
 def load_depthai() -> ModuleType:
-    os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
+    privacy.apply()  # telemetry off even if the environment changed since import
     import depthai
 
     return depthai

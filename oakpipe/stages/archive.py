@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
 from pathlib import Path
 
@@ -69,7 +68,6 @@ def _zero_mtime(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 def read_archive_config(path: Path) -> dict:
     """config.json of an NN Archive (ours or another tool's)."""
-    os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
     with tarfile.open(path, "r:*") as tar:
         member = tar.extractfile("config.json")
         if member is None:
