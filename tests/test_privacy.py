@@ -111,6 +111,8 @@ attempt("connect", lambda: udp.connect(("{TEST_NET}", 9)))
 attempt("sendto", lambda: udp.sendto(b"x", ("{TEST_NET}", 9)))
 attempt("getaddrinfo", lambda: socket.getaddrinfo("example.invalid", 80))
 attempt("gethostbyname", lambda: socket.gethostbyname("example.org"))
+attempt("getaddrinfo", lambda: socket.getaddrinfo(b"example.org", 443))
+attempt("connect", lambda: socket.create_connection(("example.org", 443), timeout=1))
 server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(1)
 client = socket.create_connection(server.getsockname())  # loopback: allowed
 socket.getaddrinfo("localhost", 80)  # /etc/hosts: allowed
@@ -129,11 +131,13 @@ def test_guard_refuses_and_records_real_violations(tmp_path):
     proc = subprocess.run([sys.executable, "-c", GUARD_SELF_TEST, child_python], env=guarded_env(tmp_path),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["connect", "sendto", "getaddrinfo", "gethostbyname"]
+    assert proc.stdout.split() == ["connect", "sendto", "getaddrinfo", "gethostbyname", "getaddrinfo", "connect"]
     log = guard_log(tmp_path)
     assert [(e["event"], e["target"]) for e in log] == [
         ("socket.connect", repr((TEST_NET, 9))), ("socket.sendto", repr((TEST_NET, 9))),
         ("socket.getaddrinfo", "'example.invalid'"), ("socket.gethostbyname", "'example.org'"),
+        ("socket.getaddrinfo", "'example.org'"),
+        ("socket.getaddrinfo", "'example.org'"),  # create_connection looks the name up first
         ("socket.connect", repr((TEST_NET, 9)))]
     assert len({e["pid"] for e in log}) == 2  # the last one came from the child
 

@@ -57,6 +57,8 @@ def violation(event, args):
         target = args[0]
         if event == "socket.getnameinfo":
             target = target[0] if isinstance(target, tuple) else target
+        if isinstance(target, (bytes, bytearray)):
+            target = target.decode("ascii", "replace")  # a name, not an AF_UNIX path
         if not is_local_host(target):
             return repr(target)
     return None
