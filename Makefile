@@ -5,7 +5,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OAKPIPE := $(VENV)/bin/oakpipe
 STAMP := $(VENV)/.oakpipe-installed
-export DEPTHAI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup toolchain test demo bench lint clean

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 
-# depthai sends usage data to its vendor unless told not to; oakpipe is offline by default.
-os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
+from oakpipe import privacy
+
+# Before any module below can import depthai or openvino: oakpipe is offline by default.
+privacy.apply()
 os.environ.setdefault("DEPTHAI_LEVEL", "error")  # not the "no USB in a container" warning
 
 __version__ = "0.1.0"

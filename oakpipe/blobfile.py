@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oakpipe import privacy
 from oakpipe.errors import UserError
 
 #: depthai reads the OpenVINO version of a blob from two little-endian uint32 at byte 60.
@@ -76,7 +76,7 @@ def superblob_variant(dai: Any, path: str, shaves: int | None = None) -> Any:
 
 def read_blob(path: Path) -> BlobInfo:
     """Parse a blob with depthai, offline. Raises UserError for a missing or foreign file."""
-    os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
+    privacy.apply()  # telemetry off even if the environment changed since import
     import depthai as dai
 
     if str(path).endswith(".superblob"):  # the variant the device backend will run

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
+import oakpipe  # noqa: F401  (oakpipe.privacy: telemetry off before any test imports openvino or depthai)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MODELS_FILE = FIXTURES / "models.py"

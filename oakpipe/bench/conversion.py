@@ -58,13 +58,14 @@ def manual_2021_chain(device_onnx: Path, workdir: Path) -> dict | None:
     """The chain as the 2021 workflow ran it: the 2021.4 Model Optimizer to an FP16 IR, then
     the compile as a separate process with the plugin's stock device search. Needs
     ``oakpipe toolchain install --with-model-optimizer``; None when it is absent."""
+    from oakpipe import privacy
     from oakpipe.toolchain import WORKER, toolchain_python
     from oakpipe.toolchain.install import has_model_optimizer
 
     if not has_model_optimizer():
         return None
     start = time.perf_counter()
-    subprocess.run([str(toolchain_python()), "-m", "mo", "--input_model", str(device_onnx), "--data_type", "FP16", "--output_dir",
+    subprocess.run([str(toolchain_python()), *privacy.python_module_args("mo"), "--input_model", str(device_onnx), "--data_type", "FP16", "--output_dir",
                     str(workdir)], check=True, capture_output=True)
     mo_seconds = time.perf_counter() - start
     xml = workdir / (device_onnx.stem + ".xml")

@@ -10,11 +10,11 @@ nothing else lists devices or imports depthai for the camera.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from oakpipe import privacy
 from oakpipe.errors import DeviceError
 
 UDEV_RULE = 'SUBSYSTEM=="usb", ATTRS{idVendor}=="03e7", MODE="0666"'
@@ -28,7 +28,7 @@ READY, BUSY, NO_PERMISSION, UNREADABLE = "ready", "in use", "no permission", "un
 
 def load_depthai() -> ModuleType:
     """depthai with its usage telemetry off unless the user asked for it."""
-    os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
+    privacy.apply()  # telemetry off even if the environment changed since import
     import depthai
 
     return depthai

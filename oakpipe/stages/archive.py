@@ -93,7 +93,6 @@ def _zero_mtime(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 def read_archive_config(path: Path) -> dict:
     """config.json of an NN Archive (ours or another tool's)."""
-    os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
     with tarfile.open(path, "r:*") as tar:
         member = tar.extractfile("config.json")
         if member is None:

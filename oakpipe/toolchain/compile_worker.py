@@ -35,6 +35,10 @@ import sys
 import time
 import traceback
 
+# oakpipe/privacy.py's PRELUDE (this file cannot import oakpipe): OpenVINO's telemetry, if a
+# Model Optimizer install brought it into this environment, falls back to its no-op stub.
+sys.modules["openvino_telemetry"] = None
+
 RESULT_PREFIX = "OAKPIPE_RESULT "
 CREATE_INFER_REQUESTS = "_ZN21InferenceEnginePython13IEExecNetwork19createInferRequestsEi"
 X86_RET = b"\xc3"

