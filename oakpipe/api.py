@@ -1,9 +1,9 @@
 """The Python API: what the CLI does, as two functions with keyword options.
 
-    import oakpipe
-    export = oakpipe.convert("halve", input_shape=(1, 3, 256, 256), shaves=6)
-    export = oakpipe.convert(my_module, name="mynet", mean_values="imagenet", scale_values="imagenet")
-    summary = oakpipe.run(export, source="sample", frames=60, display="none")
+    >>> import oakpipe
+    >>> export = oakpipe.convert("halve", input_shape=(1, 3, 256, 256), shaves=6)
+    >>> export = oakpipe.convert(my_module, name="mynet", mean_values="imagenet", scale_values="imagenet")
+    >>> summary = oakpipe.run(export, source="sample", frames=60, display="none")
 
 Keywords take the CLI's names (``mean_values``, ``reverse_input_channels``...) and the
 same forms (strings like ``"1,3,256,256"`` or ``"imagenet"``, or sequences).
@@ -19,10 +19,10 @@ from oakpipe.convert import Export
 from oakpipe.convert import convert as convert_with_options
 from oakpipe.errors import UserError
 from oakpipe.options import ConvertOptions, parse_input_shape
-from oakpipe.preprocessing import Preprocessing, default_contract, parse_channel_values
+from oakpipe.preprocessing import CONTRACT_FIELDS, Preprocessing, default_contract, parse_channel_values
 from oakpipe.progress import Progress
 
-CONTRACT_KEYS = ("mean_values", "scale_values", "reverse_input_channels")
+CONTRACT_KEYS = ("mean_values", "scale_values", "reverse_input_channels")  # in CONTRACT_FIELDS' order
 
 
 def _channel_values(value: str | Sequence[float], option: str) -> tuple[float, float, float]:
@@ -47,8 +47,9 @@ def convert_options(model: str | Path, **options: Any) -> ConvertOptions:
     for key in ("weights", "style", "weights_dir", "out", "verify_image"):
         if options.get(key) is not None:
             options[key] = Path(options[key])
+    defaults = frozenset(field for field, key in zip(CONTRACT_FIELDS, CONTRACT_KEYS) if given[key] is None)
     try:
-        return ConvertOptions(model=str(model), preprocessing=pre, **options)
+        return ConvertOptions(model=str(model), preprocessing=pre, contract_defaults=defaults, **options)
     except TypeError as exc:
         raise UserError(f"oakpipe.convert: {exc}", "see help(oakpipe.convert) for the keywords") from None
 

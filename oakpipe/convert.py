@@ -113,6 +113,7 @@ def convert(options: ConvertOptions, progress: Progress | None = None, source: M
     options = check_before_work(options, source, folder)  # every option and file, before any stage
     if options.style != given_style:
         progress.say(f"  no --style given: using the built-in style {options.style.name}")
+    options = with_declared_contract(options, source, progress)
     started = time.perf_counter()
     try:
         return _convert_in(folder, source, options, progress, started)
@@ -165,6 +166,24 @@ def _convert_in(folder: Path, source: ModelSource, options: ConvertOptions, prog
             f"see {folder / 'verify.md'}; the artifacts are kept but do not compute what the model computes",
         )
     return Export(folder, manifest.data)
+
+
+def with_declared_contract(options: ConvertOptions, source: ModelSource, progress: Progress) -> ConvertOptions:
+    """The model's declared preprocessing fills the contract fields the user did not give;
+    a typed value that contradicts it is kept and stated in one line."""
+    from dataclasses import replace
+
+    from oakpipe.preprocessing import resolve_contract
+
+    if source.kind not in ("python", "module"):  # ONNX and IR carry no declaration; no built-in declares one
+        return options
+    from oakpipe.models.loader import declared_contract_of
+
+    declared = declared_contract_of(source, options)
+    pre, warning = resolve_contract(options.preprocessing, options.contract_defaults, declared)
+    if warning:
+        progress.warn(warning)
+    return replace(options, preprocessing=pre, contract_defaults=frozenset())
 
 
 def describe_run(source: ModelSource, options: ConvertOptions, folder: Path) -> dict:

@@ -63,6 +63,10 @@ class ConvertOptions:
     input_shape: tuple[int, int, int, int] = DEFAULT_INPUT_SHAPE
     opset: int = 12
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    #: Fields of ``preprocessing`` (``CONTRACT_FIELDS``) that hold oakpipe's default, not a
+    #: value the user gave: the model's declared contract replaces them (``resolve_contract``).
+    #: Where a value came from, not what it is: left out of equality.
+    contract_defaults: frozenset[str] = field(default=frozenset(), compare=False)
     shaves: int = 6
     weights: Path | None = None
     out: Path | None = None

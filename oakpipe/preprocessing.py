@@ -8,9 +8,15 @@ that maps one to the other is three numbers per channel and one flag:
 
 where ``perm`` reverses the channels when ``reverse_input_channels`` is set (BGR frame,
 RGB model). ``mean`` and ``scale`` are given in the *model's* channel order, as the Model
-Optimizer's ``--mean_values``/``--scale_values`` are. The device graph, the host emulator,
-the verifier and the output decoder all call the functions here, so there is one
-definition of the contract.
+Optimizer's ``--mean_values``/``--scale_values`` are. ``Preprocessing.steps`` is the one
+place that formula is written: the device graph (ONNX nodes), the host emulator (OpenVINO
+pre-processing), the archive reader and the verifier's reference (numpy, here) each
+translate those steps, so they cannot drift apart.
+
+A model declares the contract it was trained on with an attribute (``oakpipe_preprocessing``,
+a dict with ``mean``, ``scale`` and ``reverse_input_channels``, or a ``Preprocessing``). That
+declaration is the default contract of ``convert``: values typed on the command line (or in
+a config file) override it, and a conflict is stated in one line (``resolve_contract``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,12 @@ from oakpipe.errors import UserError
 #: ImageNet statistics on 0..255 RGB, the ``imagenet`` shorthand of Luxonis' modelconverter.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_SCALE = (58.395, 57.12, 57.375)
+#: Attribute a model may carry to declare the input it was trained on (Model Optimizer
+#: vocabulary on 0..255 values). Without it the contract is RGB on [0, 1].
+DECLARED_CONTRACT = "oakpipe_preprocessing"
+#: The contract's fields, as ``contract_defaults`` in the options names them.
+CONTRACT_FIELDS = ("mean", "scale", "reverse_input_channels")
+OPTION_NAMES = {"mean": "--mean-values", "scale": "--scale-values", "reverse_input_channels": "--reverse-input-channels"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,22 @@ class Preprocessing:
         """Channel order the model expects (the frame is always BGR)."""
         return "RGB" if self.reverse_input_channels else "BGR"
 
+    def steps(self) -> list[tuple[str, tuple]]:
+        """The contract as ordered operations, identities left out: THE formula.
+
+        ``("reverse", perm)`` picks frame channel ``perm[c]`` for model channel ``c``;
+        ``("subtract", mean)`` and ``("divide", scale)`` act per model channel, so that
+        ``model_input[c] = (frame[perm[c]] - mean[c]) / scale[c]``.
+        """
+        steps: list[tuple[str, tuple]] = []
+        if self.reverse_input_channels:
+            steps.append(("reverse", tuple(self.channel_order)))
+        if any(m != 0 for m in self.mean):
+            steps.append(("subtract", tuple(self.mean)))
+        if any(s != 1 for s in self.scale):
+            steps.append(("divide", tuple(self.scale)))
+        return steps
+
     def is_identity(self) -> bool:
         return (
             not self.reverse_input_channels
@@ -74,6 +102,61 @@ class Preprocessing:
             scale=tuple(float(v) for v in data["scale"]),
             reverse_input_channels=bool(data["reverse_input_channels"]),
         )
+
+    @classmethod
+    def from_archive(cls, mean: tuple[float, float, float], scale: tuple[float, float, float],
+                     reverse_channels: bool, dai_type: str) -> "Preprocessing":
+        """An NN Archive input's preprocessing -> the contract relative to a BGR frame.
+
+        An ``RGB888p`` frame is a BGR frame with its channels already reversed once."""
+        return cls(mean, scale, bool(reverse_channels) != (dai_type == "RGB888p"))
+
+
+def declared_contract(model: object) -> Preprocessing | None:
+    """The contract ``model`` (a module, its class or factory) declares, or None."""
+    declared = getattr(model, DECLARED_CONTRACT, None)
+    if declared is None or isinstance(declared, Preprocessing):
+        return declared
+    try:
+        data = dict(declared)
+        unknown = sorted(set(data) - set(CONTRACT_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(unknown)}")
+        default = Preprocessing()
+        return Preprocessing(
+            mean=tuple(float(v) for v in data.get("mean", default.mean)),  # type: ignore[arg-type]
+            scale=tuple(float(v) for v in data.get("scale", default.scale)),  # type: ignore[arg-type]
+            reverse_input_channels=bool(data.get("reverse_input_channels", default.reverse_input_channels)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{DECLARED_CONTRACT} = {declared!r} cannot be read: {exc}",
+                        'declare e.g. {"mean": [127.5]*3, "scale": [128]*3, "reverse_input_channels": True}') from None
+
+
+def resolve_contract(typed: Preprocessing, defaults: frozenset[str],
+                     declared: Preprocessing | None) -> tuple[Preprocessing, str | None]:
+    """(the contract to bake, a one-line warning or None).
+
+    ``defaults`` names the fields of ``typed`` that were not given (command line or config
+    file) and hold oakpipe's default: the model's declaration replaces those. A typed value
+    that differs from the declaration wins, and the returned line says so."""
+    if declared is None:
+        return typed, None
+    chosen = {name: getattr(declared if name in defaults else typed, name) for name in CONTRACT_FIELDS}
+    conflicts = [f"{OPTION_NAMES[name]} {_show(getattr(typed, name))} (the model declares {_show(getattr(declared, name))})"
+                 for name in CONTRACT_FIELDS
+                 if name not in defaults and _show(getattr(typed, name)) != _show(getattr(declared, name))]
+    warning = None
+    if conflicts:
+        warning = (f"{'; '.join(conflicts)} overrides the model's {DECLARED_CONTRACT}; "
+                   "verify compares with the declaration")
+    return Preprocessing(**chosen), warning
+
+
+def _show(value: object) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(f"{float(v):.9g}" for v in value)
+    return "on" if value else "off"
 
 
 def default_contract(model: str | None) -> tuple[str, str, bool]:
@@ -110,9 +193,13 @@ def frame_to_model_input(frame_planar: np.ndarray, pre: Preprocessing) -> np.nda
     frame = np.asarray(frame_planar, dtype=np.float32)
     if frame.ndim == 4:
         frame = frame[0]
-    mean = np.asarray(pre.mean, np.float32).reshape(3, 1, 1)
-    scale = np.asarray(pre.scale, np.float32).reshape(3, 1, 1)
-    return ((frame[pre.channel_order] - mean) / scale)[None]
+    for op, values in pre.steps():
+        if op == "reverse":
+            frame = frame[list(values)]
+        else:
+            per_channel = np.asarray(values, np.float32).reshape(3, 1, 1)
+            frame = frame - per_channel if op == "subtract" else frame / per_channel
+    return np.ascontiguousarray(frame)[None]
 
 
 def model_output_to_frame(image: np.ndarray, pre: Preprocessing) -> np.ndarray:

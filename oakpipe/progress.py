@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -16,6 +17,10 @@ class Progress:
     def say(self, text: str) -> None:
         if not self.quiet:
             print(text, file=self.stream, flush=True)
+
+    def warn(self, text: str) -> None:
+        """A warning is shown even when quiet: through the package logger (one line)."""
+        logging.getLogger("oakpipe").warning(text)
 
     def stage_done(self, stage: str, seconds: float, cached: bool, detail: str = "") -> None:
         state = "cached" if cached else f"{seconds:6.2f} s"

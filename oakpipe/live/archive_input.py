@@ -171,9 +171,9 @@ def archive_preprocessing(pre: dict, archive: Path) -> tuple[Preprocessing, str]
             raise UserError(f"{archive.name}: preprocessing {name} {values!r} needs 1 or 3 numbers", CONVERT_HINT)
         return tuple(float(v) for v in values * (3 // len(values)))  # type: ignore[return-value]
 
-    # an RGB888p frame is a BGR frame with its channels already reversed once
-    reverse = bool(pre.get("reverse_channels") or False) != (dai_type == "RGB888p")
-    return Preprocessing(three("mean", 0.0), three("scale", 1.0), reverse), dai_type
+    contract = Preprocessing.from_archive(three("mean", 0.0), three("scale", 1.0),
+                                          bool(pre.get("reverse_channels") or False), dai_type)
+    return contract, dai_type
 
 
 class ArchiveModel:
@@ -312,9 +312,9 @@ def stream_member(archive: Path, info: tarfile.TarInfo, name: str, target: Path)
 def host_model(model: Path, archive: ArchiveModel) -> Path:
     """Wrap an ONNX/IR so it takes what the emulated camera sends (U8 planar BGR, 1x3xHxW).
 
-    The steps are those of ``oakpipe.preprocessing.frame_to_model_input``: reverse the
-    channels when the contract says so, subtract the mean, divide by the scale (in the
-    model's channel order), then the layout the model wants. The model itself is unchanged.
+    The steps are the contract's own (``Preprocessing.steps``): reverse the channels when
+    it says so, subtract the mean, divide by the scale (in the model's channel order), then
+    the layout the model wants. The model itself is unchanged.
     """
     import openvino as ov
     from openvino.preprocess import PrePostProcessor
@@ -332,16 +332,22 @@ def host_model(model: Path, archive: ArchiveModel) -> Path:
     step.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NCHW")).set_shape(list(archive.input_shape))
     step.model().set_layout(ov.Layout(archive.layout))
     step.preprocess().convert_element_type(ov.Type.f32)
-    if pre.reverse_input_channels:
-        step.preprocess().reverse_channels()
-    if any(pre.mean):
-        step.preprocess().mean(list(pre.mean))
-    if any(s != 1 for s in pre.scale):
-        step.preprocess().scale(list(pre.scale))
+    add_contract_steps(step.preprocess(), pre)
     digest = hashlib.sha256((sha256_file(model) + json.dumps(pre.to_dict())).encode()).hexdigest()[:12]
     out = model.parent / f"{model.stem}_host_{digest}.xml"
     ov.save_model(ppp.build(), str(out), compress_to_fp16=False)
     return out
+
+
+def add_contract_steps(preprocess, pre: Preprocessing) -> None:
+    """OpenVINO ``PreProcessSteps`` for each step of the contract (the host emulator's half)."""
+    for op, values in pre.steps():
+        if op == "reverse":
+            preprocess.reverse_channels()  # a BGR<->RGB swap: the only permutation steps() yields
+        elif op == "subtract":
+            preprocess.mean(list(values))
+        else:
+            preprocess.scale(list(values))
 
 
 def check_with_depthai(path: Path) -> None:

@@ -11,9 +11,11 @@ import torch
 from torch import nn
 
 from oakpipe.errors import ModelError, UserError
+from oakpipe.manifest import sha256_file
 from oakpipe.models import BUILTINS
 from oakpipe.models.source import ModelSource
 from oakpipe.options import ConvertOptions
+from oakpipe.preprocessing import Preprocessing, declared_contract
 
 
 def build_module(source: ModelSource, options: ConvertOptions) -> nn.Module:
@@ -31,6 +33,19 @@ def build_module(source: ModelSource, options: ConvertOptions) -> nn.Module:
     return module.eval()
 
 
+def declared_contract_of(source: ModelSource, options: ConvertOptions) -> Preprocessing | None:
+    """The preprocessing a user's model declares (``oakpipe_preprocessing``), read from its
+    class or factory when it carries one (cheap: the file is imported, nothing is built),
+    else from the built module."""
+    if source.kind == "module":
+        return declared_contract(source.module)
+    maker = getattr(_import_file(source), str(source.attr), None)
+    declared = declared_contract(maker)
+    if declared is None and maker is not None and not inspect.isclass(maker):
+        return declared_contract(build_module(source, options))  # a factory may set it on the instance
+    return declared
+
+
 def check_style_options(takes_style: bool, options: ConvertOptions, name: str) -> None:
     if takes_style and options.style is None:
         raise UserError(f"{name} needs a style image", f"pass --style STYLE.jpg to convert {name}")
@@ -40,24 +55,42 @@ def check_style_options(takes_style: bool, options: ConvertOptions, name: str) -
 
 def _module_from_file(source: ModelSource) -> nn.Module:
     assert source.path is not None and source.attr is not None
-    module_name = f"oakpipe_user_model_{abs(hash(source.path))}"
-    spec = importlib.util.spec_from_file_location(module_name, source.path)
-    if spec is None or spec.loader is None:
-        raise UserError(f"{source.path} cannot be imported as Python", "check the file")
-    code = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(source.path.parent))
-    try:
-        sys.modules[module_name] = code
-        spec.loader.exec_module(code)
-    except Exception as exc:
-        raise ModelError(f"importing {source.path.name} raised {type(exc).__name__}: {exc}", "fix the file") from exc
-    finally:
-        sys.path.remove(str(source.path.parent))
+    code = _import_file(source)
     if not hasattr(code, source.attr):
         found = sorted(n for n, v in vars(code).items() if _is_module_maker(v))
         hint = f"it defines: {', '.join(found)}" if found else "define an nn.Module subclass there"
         raise UserError(f"{source.path.name} has no {source.attr!r}", hint)
     return _instantiate(getattr(code, source.attr), source.attr)
+
+
+def _import_file(source: ModelSource):
+    """The user's file as a Python module, executed once per content (reading the declared
+    contract and building the module share it)."""
+    assert source.path is not None
+    cache_key = (source.path, sha256_file(source.path))
+    if cache_key not in _IMPORTED:
+        _IMPORTED[cache_key] = _execute_file(source.path)
+    return _IMPORTED[cache_key]
+
+
+_IMPORTED: dict = {}
+
+
+def _execute_file(path: Path):
+    module_name = f"oakpipe_user_model_{abs(hash(path))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"{path} cannot be imported as Python", "check the file")
+    code = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    try:
+        sys.modules[module_name] = code
+        spec.loader.exec_module(code)
+    except Exception as exc:
+        raise ModelError(f"importing {path.name} raised {type(exc).__name__}: {exc}", "fix the file") from exc
+    finally:
+        sys.path.remove(str(path.parent))
+    return code
 
 
 def _is_module_maker(value: object) -> bool:

@@ -21,30 +21,35 @@ from oakpipe.stages.rewrites import apply_rewrites
 
 CAMERA_INPUT = INPUT_NAME
 MODEL_INPUT = "oakpipe_model_input"
+#: A per-channel step of the contract -> (ONNX op, constant name, output name, node name).
+STEP_NODES = {
+    "subtract": ("Sub", "oakpipe_mean", "oakpipe_centred", "oakpipe/mean"),
+    "divide": ("Div", "oakpipe_scale", "oakpipe_scaled", "oakpipe/scale"),
+}
 
 
 def preprocessing_nodes(pre: Preprocessing, opset: int) -> tuple[list, list]:
-    """ONNX nodes and constants: CAMERA_INPUT (1,3,H,W) BGR 0..255 -> MODEL_INPUT."""
-    nodes, constants = [], []
+    """ONNX nodes and constants: CAMERA_INPUT (1,3,H,W) BGR 0..255 -> MODEL_INPUT, one per
+    step of ``pre.steps()`` (the contract's one definition)."""
+    nodes: list = []
+    constants: list = []
     current = CAMERA_INPUT
-    if pre.reverse_input_channels:
-        parts = ["oakpipe_b", "oakpipe_g", "oakpipe_r"]
-        if opset >= 13:
-            constants.append(numpy_helper.from_array(np.array([1, 1, 1], np.int64), "oakpipe_split"))
-            nodes.append(helper.make_node("Split", [current, "oakpipe_split"], parts, axis=1, name="oakpipe/split"))
+    for op, values in pre.steps():
+        if op == "reverse":
+            parts = ["oakpipe_b", "oakpipe_g", "oakpipe_r"]
+            if opset >= 13:
+                constants.append(numpy_helper.from_array(np.array([1, 1, 1], np.int64), "oakpipe_split"))
+                nodes.append(helper.make_node("Split", [current, "oakpipe_split"], parts, axis=1, name="oakpipe/split"))
+            else:
+                nodes.append(helper.make_node("Split", [current], parts, axis=1, split=[1, 1, 1], name="oakpipe/split"))
+            order = [parts[i] for i in values]
+            nodes.append(helper.make_node("Concat", order, ["oakpipe_reversed"], axis=1, name="oakpipe/reverse_channels"))
+            current = "oakpipe_reversed"
         else:
-            nodes.append(helper.make_node("Split", [current], parts, axis=1, split=[1, 1, 1], name="oakpipe/split"))
-        order = [parts[i] for i in pre.channel_order]
-        nodes.append(helper.make_node("Concat", order, ["oakpipe_reversed"], axis=1, name="oakpipe/reverse_channels"))
-        current = "oakpipe_reversed"
-    if any(m != 0 for m in pre.mean):
-        constants.append(numpy_helper.from_array(np.array(pre.mean, np.float32).reshape(1, 3, 1, 1), "oakpipe_mean"))
-        nodes.append(helper.make_node("Sub", [current, "oakpipe_mean"], ["oakpipe_centred"], name="oakpipe/mean"))
-        current = "oakpipe_centred"
-    if any(s != 1 for s in pre.scale):
-        constants.append(numpy_helper.from_array(np.array(pre.scale, np.float32).reshape(1, 3, 1, 1), "oakpipe_scale"))
-        nodes.append(helper.make_node("Div", [current, "oakpipe_scale"], ["oakpipe_scaled"], name="oakpipe/scale"))
-        current = "oakpipe_scaled"
+            onnx_op, constant, output, node = STEP_NODES[op]
+            constants.append(numpy_helper.from_array(np.array(values, np.float32).reshape(1, 3, 1, 1), constant))
+            nodes.append(helper.make_node(onnx_op, [current, constant], [output], name=node))
+            current = output
     if current == CAMERA_INPUT:  # identity contract: still give the model input its own name
         nodes.append(helper.make_node("Identity", [current], [MODEL_INPUT], name="oakpipe/identity"))
     else:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from oakpipe.errors import ModelError, UserError
-from oakpipe.preprocessing import Preprocessing, frame_to_model_input
+from oakpipe.preprocessing import DECLARED_CONTRACT, Preprocessing, declared_contract, frame_to_model_input
 from oakpipe.toolchain.platforms import compiler_platform_problem
 from oakpipe.verify import ranges as fp16_ranges
 from oakpipe.verify import runners
@@ -35,9 +35,6 @@ STAGE_TITLES = {
 #: device computes in FP16 (35 dB is visually lossless). Other outputs pass on max error relative to the reference's range.
 DEFAULT_MIN_PSNR = {"onnx": 80.0, "device": 80.0, "ir": 50.0, "ov2021": 60.0, "fp16": 35.0}
 DEFAULT_MAX_RELATIVE = {"onnx": 1e-4, "device": 1e-4, "ir": 1e-2, "ov2021": 1e-3, "fp16": 3e-2}
-#: Attribute a model may carry to declare the input it was trained on (Model Optimizer
-#: vocabulary on 0..255 values). Without it the reference is the RGB [0, 1] tensor.
-DECLARED_CONTRACT = "oakpipe_preprocessing"
 
 
 @dataclass(frozen=True)
@@ -136,10 +133,11 @@ class VerifySubject:
 
 
 def reference_contract(subject: VerifySubject) -> Preprocessing:
-    declared = getattr(subject.module, DECLARED_CONTRACT, None) if subject.module is not None else None
-    if declared is None:
-        return Preprocessing() if subject.module is not None else subject.preprocessing
-    return declared if isinstance(declared, Preprocessing) else Preprocessing.from_dict(dict(declared))
+    """What the model was trained on: its declaration (``DECLARED_CONTRACT``), else RGB on
+    [0, 1] for a PyTorch module; an ONNX model is compared with the contract it was given."""
+    if subject.module is None:
+        return subject.preprocessing
+    return declared_contract(subject.module) or Preprocessing()
 
 
 def verify_subject(subject: VerifySubject, frames: list[tuple[str, np.ndarray]],
