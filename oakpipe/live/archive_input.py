@@ -30,7 +30,7 @@ from functools import cached_property
 from pathlib import Path
 
 from oakpipe.errors import UserError
-from oakpipe.live.export_check import RunnableExport, open_for_run
+from oakpipe.live.runnable import RunnableExport
 from oakpipe.manifest import sha256_file
 from oakpipe.preprocessing import Preprocessing
 
@@ -47,23 +47,21 @@ CONVERT_HINT = "make the archive again (e.g. with Luxonis modelconverter or oakp
 
 
 def open_archive(path: Path) -> RunnableExport:
-    """An NN Archive -> a RunnableExport; one-line UserErrors for anything unreadable."""
+    """An NN Archive -> a RunnableExport; one-line UserErrors for anything unreadable.
+    (``export_check.open_for_run`` runs our own archive as its export folder instead.)"""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such NN Archive", "give an export folder or a .tar.xz NN Archive")
-    own = _own_export_folder(path)
-    if own is not None:
-        return open_for_run(own)
     config, members = read_config(path)
     try:
         model = ArchiveModel.from_config(path, config, members)
     except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # a field of the wrong type
         raise UserError(f"{path.name}: config.json is malformed ({type(exc).__name__}: {exc})", CONVERT_HINT) from None
     check_with_depthai(path)
-    return RunnableExport(model, model.preprocessing, model.width, model.height)  # type: ignore[arg-type]
+    return RunnableExport(model, model.preprocessing, model.width, model.height)
 
 
-def _own_export_folder(path: Path) -> Path | None:
+def own_export_folder(path: Path) -> Path | None:
     """The export folder when ``path`` is the archive an oakpipe export lists as its own."""
     manifest = path.parent / "manifest.json"
     if not manifest.is_file():
@@ -352,7 +350,7 @@ def add_contract_steps(preprocess, pre: Preprocessing) -> None:
 
 def check_with_depthai(path: Path) -> None:
     """depthai must open the archive too (what the device backend will hand it)."""
-    from oakpipe.live.device import load_depthai
+    from oakpipe.live.oak_devices import load_depthai
 
     dai = load_depthai()
     try:

@@ -29,9 +29,9 @@ from oakpipe.blobfile import SUPERBLOB_SHAVES, superblob_variant  # noqa: F401 (
 from oakpipe.errors import DeviceError, UserError
 from oakpipe.live import oak_devices
 from oakpipe.live.decode import nn_data_to_outputs
-from oakpipe.live.export_check import RunnableExport
 from oakpipe.live.oak_devices import Oak, choose_oak, list_oaks, load_depthai, open_device, usb_speed_warning
 from oakpipe.live.result import Inferred
+from oakpipe.live.runnable import RunnableExport
 
 __all__ = ["DeviceSettings", "SequencePairer", "device_inferred", "load_depthai", "require_device"]
 

@@ -12,37 +12,32 @@ from __future__ import annotations
 import hashlib
 import logging
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from oakpipe.convert import Export
 from oakpipe.errors import UserError
+from oakpipe.live.archive_input import open_archive, own_export_folder
+from oakpipe.live.runnable import RunnableExport
 from oakpipe.manifest import sha256_file
 from oakpipe.preprocessing import Preprocessing
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class RunnableExport:
-    """An export plus what running it needs: the frame size and the camera contract."""
-
-    export: Export
-    preprocessing: Preprocessing
-    width: int
-    height: int
-
-    @property
-    def name(self) -> str:
-        return self.export.name
+__all__ = ["RunnableExport", "open_for_run", "open_export_folder"]
 
 
-def open_for_run(folder: Path) -> RunnableExport:
+def open_for_run(path: Path) -> RunnableExport:
+    """The one way to open what ``run`` is given: an export folder, or an NN Archive (ours,
+    run as its export folder, or another tool's)."""
+    path = Path(path)
+    if path.is_file() and path.name.lower().endswith((".tar.xz", ".tar.gz", ".tgz", ".tar")):
+        own = own_export_folder(path)
+        return open_export_folder(own) if own is not None else open_archive(path)
+    return open_export_folder(path)
+
+
+def open_export_folder(folder: Path) -> RunnableExport:
     folder = Path(folder)
-    if folder.is_file() and folder.name.lower().endswith((".tar.xz", ".tar.gz", ".tgz", ".tar")):
-        from oakpipe.live.archive_input import open_archive  # an NN Archive, ours or another tool's
-
-        return open_archive(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such export folder", "run oakpipe convert MODEL first (it writes exports/<name>)")
     if not (folder / "manifest.json").is_file():
