@@ -80,26 +80,26 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def print_export(export) -> None:
     print(f"export folder: {export.folder}")
+    record = export.record
     labels = {"onnx": "onnx", "device": "device graph", "ir": "ir", "blob": "blob", "archive": "nn archive"}
     for stage, label in labels.items():
-        for name in export.manifest["stages"].get(stage, {}).get("artifacts", {}):
+        for name in record.artifacts(stage):
             if not name.endswith(".bin"):
                 print(f"  {label:<12} {export.folder / name}")
     print(f"  {'manifest':<12} {export.folder / 'manifest.json'}")
     from oakpipe.live.export_check import verification_warning
 
-    unverified = verification_warning(export.folder, export.manifest)
+    unverified = verification_warning(export.folder, record)
     if unverified:  # --no-verify, or a verify that never finished
         print(f"note: {unverified}")
-    if "blob" not in export.manifest["stages"]:  # skipped: no MyriadX compiler on this platform
-        print(f"  {'blob':<12} skipped: {export.manifest.get('blob_skipped')}")
+    blob = record.blob
+    if blob is None:  # skipped: no MyriadX compiler on this platform
+        print(f"  {'blob':<12} skipped: {record.blob_skipped}")
         return
-    blob = export.manifest["stages"]["blob"]["info"]["blob"]
-    for port in blob["inputs"]:
-        print(f"depthai reads: input {port['name']} {port['dims']} {port['data_type']}, "
-              f"{blob['version']}, {blob['shaves']} shaves")
-    for port in blob["outputs"]:
-        print(f"depthai reads: output {port['name']} {port['dims']} {port['data_type']}")
+    for port in blob.inputs:
+        print(f"depthai reads: input {port.name} {port.dims} {port.data_type}, {blob.version}, {blob.shaves} shaves")
+    for port in blob.outputs:
+        print(f"depthai reads: output {port.name} {port.dims} {port.data_type}")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oakpipe.manifest import Manifest, export_lock, read_manifest, run_stage, sha256_file, sha256_json
+from oakpipe.manifest_schema import ExportManifest
 from oakpipe.models.source import ModelSource, parse_model_spec
 from oakpipe.options import ConvertOptions
 from oakpipe.precheck import check_before_work
@@ -38,8 +39,13 @@ class Export:
         raise KeyError(f"{stage} has no artifact ending in {suffix!r}")
 
     @property
+    def record(self) -> ExportManifest:
+        """The manifest, typed: what every reader of an export uses (oakpipe.manifest_schema)."""
+        return ExportManifest.from_dict(self.manifest)
+
+    @property
     def name(self) -> str:
-        return self.manifest["model"]["name"]
+        return self.record.name
 
     @property
     def onnx(self) -> Path:
@@ -67,7 +73,9 @@ class Export:
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
-        return tuple(self.manifest["options"]["input_shape"])  # type: ignore[return-value]
+        shape = self.record.input_shape
+        assert shape is not None, "a complete export records its input shape"
+        return shape
 
     @classmethod
     def open(cls, folder: Path) -> "Export":

@@ -28,7 +28,7 @@ def cold_and_cached(model: str, size: int, cached_repeats: int = 3) -> dict:
         start = time.perf_counter()
         export = convert(replace(options, use_cache=False))
         cold = time.perf_counter() - start
-        stages = {s: export.manifest["stages"][s]["seconds"] for s in STAGES}
+        stages = {s: export.record.stages[s].seconds for s in STAGES}
         cached = []
         for _ in range(cached_repeats):
             start = time.perf_counter()

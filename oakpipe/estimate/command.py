@@ -23,7 +23,7 @@ def estimate_target(target: Path | None, make_options, *, shaves: int, threads: 
         from oakpipe.convert import Export
 
         export = Export.open(target)
-        shaves = export.manifest["options"]["shaves"]  # what its blob was compiled for
+        shaves = export.record.shaves or shaves  # what its blob was compiled for
         return str(export.device_onnx), estimate_onnx(export.device_onnx, shaves=shaves, threads=threads)
     if target is not None and target.suffix == ".onnx" and target.is_file():
         return str(target), estimate_onnx(target, shaves=shaves, threads=threads)

@@ -29,9 +29,11 @@ import tempfile
 from functools import cached_property
 from pathlib import Path
 
+from oakpipe.blobfile import BlobPort
 from oakpipe.errors import UserError
 from oakpipe.live.runnable import RunnableExport
 from oakpipe.manifest import sha256_file
+from oakpipe.manifest_schema import BlobRecord, ExportManifest
 from oakpipe.preprocessing import Preprocessing
 
 #: What an archive may hold, in one place: a config is a few KiB, a MyriadX model well under 1 GiB.
@@ -257,9 +259,10 @@ class ArchiveModel:
         return host_model(self._extracted(name), self)
 
     @cached_property
-    def manifest(self) -> dict:
+    def record(self) -> ExportManifest:
         """What the device backend reads of an export's manifest (the blob's output names, the frame
-        type); read before the camera is opened, so an archive without a usable blob fails here."""
+        type), typed as an export's; read before the camera is opened, so an archive without a
+        usable blob fails here."""
         from oakpipe.blobfile import read_blob
 
         blob = self.blob
@@ -277,9 +280,8 @@ class ArchiveModel:
         if nchw is not None and nchw != list(self.input_shape):
             raise UserError(f"{self.archive.name}: the blob takes {nchw} but config.json says "
                             f"{list(self.input_shape)}", CONVERT_HINT)
-        return {"model": {"name": self.name, "kind": "nn-archive"}, "preprocessing": self.preprocessing.to_dict(),
-                "dai_type": self.dai_type,
-                "stages": {"blob": {"info": {"blob": {"outputs": [{"name": n} for n in names]}}}}}
+        return ExportManifest(self.name, "nn-archive", input_shape=self.input_shape, preprocessing=self.preprocessing,
+                              blob=BlobRecord([BlobPort(n, [], "") for n in names]), dai_type=self.dai_type)
 
 
 def stream_member(archive: Path, info: tarfile.TarInfo, name: str, target: Path) -> None:

@@ -90,8 +90,7 @@ def latency_seconds(dai: Any, message: Any) -> float:
 
 def expected_frame_s(runnable: RunnableExport, fps: float | None) -> float:
     """The slowest plausible time per result: the preflight's low FPS estimate, the asked FPS."""
-    info = runnable.export.manifest.get("stages", {}).get("blob", {}).get("info", {})
-    estimate = ((info.get("preflight") or {}).get("estimates") or {}).get("estimated_fps")
+    estimate = runnable.export.record.estimated_fps
     candidates = [1.0 / fps] if fps else []
     if estimate and estimate[0] > 0:
         candidates.append(1.0 / estimate[0])
@@ -164,7 +163,7 @@ def build_pipeline(dai: Any, device: Any, runnable: RunnableExport, fps: float |
 
 
 def frame_type(dai: Any, runnable: RunnableExport) -> Any:
-    return getattr(dai.ImgFrame.Type, runnable.export.manifest.get("dai_type", "BGR888p"))  # NN Archives
+    return getattr(dai.ImgFrame.Type, runnable.export.record.dai_type)  # RGB888p: some NN Archives
 
 
 def device_inferred(runnable: RunnableExport, fps: float | None, limit: int | None, dai: Any = None,
@@ -177,7 +176,10 @@ def device_inferred(runnable: RunnableExport, fps: float | None, limit: int | No
     dai = dai or oak_devices.load_depthai()  # looked up here: the one place tests replace it
     settings = settings or DeviceSettings()
     oak = require_device(dai, settings.device)
-    names = [p["name"] for p in runnable.export.manifest["stages"]["blob"]["info"]["blob"]["outputs"]]
+    blob = runnable.export.record.blob
+    if blob is None:
+        raise UserError(f"{runnable.name} records no blob", "run oakpipe convert again")
+    names = blob.output_names
     device = open_device(oak, dai)
     slow = usb_speed_warning(device.getUsbSpeed())
     if slow:

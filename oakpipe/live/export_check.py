@@ -19,7 +19,7 @@ from oakpipe.errors import UserError
 from oakpipe.live.archive_input import open_archive, own_export_folder
 from oakpipe.live.runnable import RunnableExport
 from oakpipe.manifest import sha256_file
-from oakpipe.preprocessing import Preprocessing
+from oakpipe.manifest_schema import ExportManifest
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +44,30 @@ def open_export_folder(folder: Path) -> RunnableExport:
         raise UserError(f"{folder} has no manifest.json, so it is not an export folder",
                         "run oakpipe convert MODEL --out {folder}")
     export = Export.open(folder)
-    warning = verification_warning(folder, export.manifest)
+    record = export.record
+    warning = verification_warning(folder, record)
     if warning:
         log.warning(warning)
     check_archive_holds_blob(export.archive, export.blob)
     width, height = check_blob_matches_ir(export)
-    pre = Preprocessing.from_dict(export.manifest["preprocessing"])
-    return RunnableExport(export, pre, width, height)
+    if record.preprocessing is None:
+        raise UserError(f"{folder / 'manifest.json'} records no preprocessing", "run oakpipe convert again")
+    return RunnableExport(export, record.preprocessing, width, height)
 
 
-def verification_warning(folder: Path, manifest: dict) -> str | None:
+def verification_warning(folder: Path, manifest: ExportManifest) -> str | None:
     """One line when the export was not shown to compute what its model computes, else None.
 
     ``verified`` is True only when verify ran to the end and passed; None (or absent) means
     it was skipped (``--no-verify``) or never finished (killed while verifying).
     """
-    verified = manifest.get("verified")
+    verified = manifest.verified
     if verified is True:
         return None
     if verified is False:
         return (f"{folder} FAILED verification (see {folder / 'verify.md'}): it may not compute what the model "
                 f"computes -> fix the model or options, then: oakpipe verify {folder}")
-    if (manifest.get("model") or {}).get("kind") == "ir":
+    if manifest.kind == "ir":
         return (f"{folder} is not verified: it was converted from an OpenVINO IR, so there is no source model "
                 "to compare it with")
     return (f"{folder} is not verified (verification was skipped or did not finish) -> "

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from oakpipe.manifest_schema import ExportManifest
 from oakpipe.preprocessing import Preprocessing
 
 
 class RunnableModel(Protocol):
-    """What running reads from a model: its name, blob (device), IR (host) and manifest."""
+    """What running reads from a model: its name, blob (device), IR (host) and typed manifest."""
 
     @property
     def name(self) -> str: ...
@@ -31,7 +32,7 @@ class RunnableModel(Protocol):
     def ir(self) -> Path: ...
 
     @property
-    def manifest(self) -> dict: ...
+    def record(self) -> ExportManifest: ...
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oakpipe.preprocessing import Preprocessing
+from oakpipe.errors import UserError
+from oakpipe.manifest_schema import ExportManifest
 from oakpipe.verify.core import Tolerances, VerifyReport, VerifySubject, verify_subject
 from oakpipe.verify.samples import sample_frames
 
@@ -12,11 +13,14 @@ from oakpipe.verify.samples import sample_frames
 def verify_artifacts(name: str, artifacts: dict[str, Path], manifest: dict, module,
                      image: Path | None = None, tolerances: Tolerances | None = None) -> VerifyReport:
     """``artifacts`` maps onnx/device/ir to paths; ``module`` is the torch model or None."""
-    shape = tuple(manifest["options"]["input_shape"])
+    record = ExportManifest.from_dict(manifest)
+    shape, pre = record.input_shape, record.preprocessing
+    if shape is None or pre is None or not record.onnx_output_names:
+        raise UserError(f"{name}: the manifest lacks the input shape, preprocessing or ONNX outputs",
+                        "run oakpipe convert again")
     subject = VerifySubject(
         name=name, model_onnx=artifacts["onnx"], device_onnx=artifacts["device"], ir=artifacts["ir"],
-        preprocessing=Preprocessing.from_dict(manifest["preprocessing"]), input_shape=shape,  # type: ignore[arg-type]
-        output_names=[o["name"] for o in manifest["stages"]["onnx"]["info"]["outputs"]], module=module,
+        preprocessing=pre, input_shape=shape, output_names=record.onnx_output_names, module=module,
     )
     frames = sample_frames(shape[2], shape[3], image)
     return verify_subject(subject, frames, tolerances)

@@ -130,7 +130,7 @@ def test_a_superblob_named_by_the_config_is_extracted_like_a_blob(tmp_path, scra
                          {"m.superblob": payload, "other.blob": b"not named"})
     model = ArchiveModel(path, *read_config(path))
     assert model.blob.read_bytes() == payload and model.blob.suffix == ".superblob"
-    assert model.manifest["stages"]["blob"]["info"]["blob"]["outputs"] == [{"name": "out"}]
+    assert model.record.blob is not None and model.record.blob.output_names == ["out"]
     assert {Path(name).name for name in written(scratch)} == {"m.superblob"}
 
 
