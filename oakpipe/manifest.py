@@ -48,13 +48,23 @@ def temporary_sibling(path: Path) -> Path:
 TEMPORARY_NAME = re.compile(r"^\..+\.tmp-\d+-\d+|^\.oakpipe-write-check-")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+@contextlib.contextmanager
+def replaced_atomically(path: Path) -> Iterator[Path]:
+    """A temporary sibling of ``path`` to write; renamed onto ``path`` when the block ends
+    without an error, removed in every case. oakpipe's one way to put a file under its final
+    name (a reader never sees half a file). The stage cache renames its artifacts itself,
+    all at once, after hashing them; the verdict cache in verify/ keeps its own copy still."""
     tmp = temporary_sibling(path)
     try:
-        tmp.write_bytes(data)
+        yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    with replaced_atomically(path) as tmp:
+        tmp.write_bytes(data)
 
 
 @contextlib.contextmanager

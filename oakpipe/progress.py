@@ -1,4 +1,9 @@
-"""One line per stage with its duration, on stderr, so stdout stays for results."""
+"""One line per stage with its duration, on stderr, so stdout stays for results.
+
+oakpipe's output has two paths: progress lines (``Progress.say``: stages, what is being
+done; silenced by ``quiet``) and warnings (``Progress.warn`` and ``logging.getLogger("oakpipe")``,
+shown even when quiet, one line each as the CLI formats them). Nothing else prints to stderr
+but the CLI's final error line."""
 
 from __future__ import annotations
 

@@ -66,3 +66,18 @@ def test_export_lock_serialises_writers(tmp_path):
     for t in threads:
         t.join()
     assert not overlaps
+
+
+def test_replaced_atomically_puts_a_file_in_place_only_when_its_block_ends_well(tmp_path):
+    from oakpipe.manifest import replaced_atomically
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), replaced_atomically(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed half way")
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+    with replaced_atomically(target) as tmp:
+        tmp.write_bytes(b"new")
+        assert target.read_bytes() == b"old"  # nothing under the final name until the end
+    assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]

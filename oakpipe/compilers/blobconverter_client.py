@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -28,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from oakpipe.errors import ToolchainError, UserError
+from oakpipe.progress import Progress
 
 DEFAULT_URL = "https://blobconverter.luxonis.com"
 URL_ENV = "OAKPIPE_BLOBCONVERTER_URL"  # a self-hosted blobconverter, or a test's stand-in
@@ -70,7 +70,7 @@ def compile_with_blobconverter(graph: Path, blob_path: Path, shaves: int, url: s
         raise ToolchainError("--compiler blobconverter needs the blobconverter package",
                              "pip install blobconverter (or use the offline compiler)") from None
     url = (url or server_url()).rstrip("/")
-    warn_upload(graph, url, say or (lambda line: print(line, file=sys.stderr, flush=True)))
+    warn_upload(graph, url, say or Progress().say)
     with tempfile.TemporaryDirectory(prefix="oakpipe-blobconverter-") as tmp:
         name = upload_name(graph)
         models = [Path(tmp) / f"{name}{suffix}" for suffix in model_suffixes(graph)]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
-import os
 import posixpath
 import shutil
 import tarfile
@@ -32,7 +31,7 @@ from pathlib import Path
 from oakpipe.blobfile import BlobPort
 from oakpipe.errors import UserError
 from oakpipe.live.runnable import RunnableExport
-from oakpipe.manifest import sha256_file
+from oakpipe.manifest import replaced_atomically, sha256_file
 from oakpipe.manifest_schema import BlobRecord, ExportManifest
 from oakpipe.preprocessing import Preprocessing
 
@@ -286,9 +285,8 @@ class ArchiveModel:
 
 def stream_member(archive: Path, info: tarfile.TarInfo, name: str, target: Path) -> None:
     """Copy one regular member to ``target`` in chunks, never past ``MAX_MODEL_BYTES``."""
-    temporary = target.with_name(f".{target.name}.part")
     try:
-        with tarfile.open(archive, "r:*") as tar, open(temporary, "wb") as out:
+        with replaced_atomically(target) as temporary, tarfile.open(archive, "r:*") as tar, open(temporary, "wb") as out:
             handle = tar.extractfile(info)
             if handle is None:
                 raise UserError(f"{archive.name}: member {name} is not a regular file", CONVERT_HINT)
@@ -299,14 +297,11 @@ def stream_member(archive: Path, info: tarfile.TarInfo, name: str, target: Path)
                     raise UserError(f"{archive.name}: member {name} is more than the {_size(MAX_MODEL_BYTES)} "
                                     "a model may be", CONVERT_HINT)
                 out.write(chunk)
-        os.replace(temporary, target)
     except (tarfile.TarError, EOFError) as exc:
         raise UserError(f"{archive.name}: {name} cannot be read ({exc or 'truncated'})", CONVERT_HINT) from None
     except OSError as exc:
         raise UserError(f"{archive.name}: cannot unpack {name} into {target.parent}: {exc.strerror or exc}",
                         "free some space there, or point TMPDIR at a disk with room") from None
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def host_model(model: Path, archive: ArchiveModel) -> Path:

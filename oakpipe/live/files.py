@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from oakpipe.errors import UserError
-from oakpipe.manifest import temporary_sibling
+from oakpipe.manifest import temporary_sibling, write_atomic
 
 #: Below this much free space a recording stops (its index still fits) rather than fail silently.
 MIN_FREE_BYTES = 1 << 20
@@ -169,15 +169,10 @@ def write_image(option: str, path: Path, image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(path.suffix, image)
     if not ok:
         raise UserError(f"{option} {path}: OpenCV cannot encode {path.suffix} images", "use .png or .jpg")
-    temporary = temporary_name(path)
     try:
-        with open(temporary, "wb") as handle:
-            handle.write(encoded.tobytes())
-        commit(option, temporary, path)
+        write_atomic(path, encoded.tobytes())
     except OSError as exc:
         raise write_error(option, path, exc) from None
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def make_folder(option: str, folder: Path) -> None:

@@ -17,7 +17,7 @@ from oakpipe.live.decode import decode_outputs
 from oakpipe.live.display import Outputs, choose_display, overlay, side_by_side
 from oakpipe.live.export_check import RunnableExport, open_for_run
 from oakpipe.live.options import DEFAULT_HEADLESS_FRAMES, RunOptions
-from oakpipe.live.result import STAGES, Inferred, RunSummary
+from oakpipe.live.result import STAGES, Inferred, RunSummary, rolling_fps
 from oakpipe.live.signals import (
     STOPPED_BY,
     file_size_limit_is_an_error,
@@ -135,8 +135,7 @@ def _one_frame(item: Inferred, runnable: RunnableExport, outputs: Outputs, backe
     clean = side_by_side(item.frame, picture)
     if on_frame is not None:
         on_frame(item, picture)
-    recent[:] = (recent + [t1])[-30:]
-    fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+    fps = rolling_fps(recent, t1)
     shown = overlay(clean, fps, (t1 - item.started) * 1e3, backend) if outputs.needs_overlay else None
     keep_going = outputs.show(item.index, clean, shown)
     t2 = time.perf_counter()

@@ -9,6 +9,17 @@ import numpy as np
 
 #: ``receive``: capture (or host send) to host receipt, from depthai's timestamps (device only).
 STAGES = ("capture", "preprocessing", "inference", "receive", "decoding", "display")
+#: Frames the shown rate averages over (about a second at camera rates): steady, yet current.
+FPS_WINDOW = 30
+
+
+def rolling_fps(times: list[float], now: float | None = None) -> float:
+    """Frames per second over the last ``FPS_WINDOW`` frame times (the overlay's and the web
+    page's rate). ``now``, when given, is recorded first; ``times`` keeps only the window."""
+    if now is not None:
+        times.append(now)
+        del times[:-FPS_WINDOW]
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
 
 
 @dataclass

@@ -19,7 +19,6 @@ from __future__ import annotations
 import html
 import json
 import socket
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 
 from oakpipe.errors import UserError
+from oakpipe.live.result import rolling_fps
+from oakpipe.progress import Progress
 
 DEFAULT_HOST = "127.0.0.1"
 #: The usual "alternative HTTP" port: easy to remember and type; --port 0 takes any free one.
@@ -100,7 +101,7 @@ class _LatestFrame:
     def put(self, view: np.ndarray) -> None:
         with self.condition:
             self.view, self.seq = view, self.seq + 1
-            self.times = (self.times + [time.perf_counter()])[-30:]
+            rolling_fps(self.times, time.perf_counter())
             self.condition.notify_all()
 
     def stop(self) -> None:
@@ -125,8 +126,7 @@ class _LatestFrame:
 
     def stats(self) -> dict:
         with self.condition:
-            t = self.times
-            fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+            fps = rolling_fps(self.times)
             h, w = self.view.shape[:2] if self.view is not None else (0, 0)
             return {"frames": self.seq, "fps": fps, "width": w, "height": h, "clients": self.clients,
                     "running": self.running}
@@ -230,7 +230,7 @@ class WebView:
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                                        name="oakpipe-web", daemon=True)
         self.thread.start()
-        say = announce or (lambda text: print(text, file=sys.stderr, flush=True))
+        say = announce or Progress().say
         say(f"  web        serving the live view at {self.url} (Ctrl-C to stop)")
         if not is_loopback(self.host):
             say(f"  web        note: {self.host} is not loopback; anyone who can reach this machine "

@@ -40,3 +40,15 @@ def test_an_export_folder_and_an_nn_archive_open_as_the_same_runnable(halve_dir,
     assert folder.export.record.blob.output_names == archive.export.record.blob.output_names
     own = open_for_run(next(halve_dir.glob("*.tar.xz")))  # our own archive runs as its export folder
     assert own.export.folder == halve_dir and own.export.record.kind == "builtin"
+
+
+def test_the_rolling_rate_keeps_its_window_and_counts_intervals():
+    from oakpipe.live.result import FPS_WINDOW, rolling_fps
+
+    times: list[float] = []
+    assert rolling_fps(times, 0.0) == 0.0  # one frame: no interval yet
+    for i in range(1, 100):
+        rate = rolling_fps(times, i * 0.05)  # 20 frames a second
+    assert len(times) == FPS_WINDOW
+    # (30 - 1) intervals of 0.05 s: float sums of 0.05 are exact to ~1e-15
+    assert rate == pytest.approx(20.0, rel=1e-9) and rolling_fps(times) == rate
