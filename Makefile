@@ -21,6 +21,7 @@ toolchain: setup
 test: setup toolchain
 	bash scripts/install_test_deps.sh
 	$(VENV)/bin/ruff check oakpipe tests scripts benchmarks
+	$(VENV)/bin/mypy
 	OAKPIPE_REQUIRE_TOOLCHAIN=1 $(PY) -m pytest -q -p no:cacheprovider
 
 demo: setup toolchain
@@ -31,6 +32,7 @@ demo: setup toolchain
 
 lint: setup
 	$(VENV)/bin/ruff check oakpipe tests scripts benchmarks
+	$(VENV)/bin/mypy
 
 bench: setup toolchain
 	$(OAKPIPE) bench

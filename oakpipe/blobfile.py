@@ -83,7 +83,7 @@ def read_blob(path: Path) -> BlobInfo:
         blob = superblob_variant(dai, str(path))
     else:
         try:
-            blob = dai.OpenVINO.Blob(str(path))
+            blob = dai.OpenVINO.Blob(str(path))  # type: ignore[call-overload]  # the stubs omit str
         except RuntimeError as exc:
             raise UserError(f"{path} is not a readable MyriadX blob: {exc}", "re-run oakpipe convert") from exc
 

@@ -65,7 +65,7 @@ def _section_keys(section: tuple) -> list[str]:
     from oakpipe.config_schema import ConfigFile, Encoding, Rvc2
 
     model = {(): ConfigFile, ("encoding",): Encoding, ("rvc2",): Rvc2}.get(section, ConfigFile)
-    return [f.alias or name for name, f in model.model_fields.items()]
+    return [f.alias or name for name, f in model.model_fields.items()]  # type: ignore[attr-defined]
 
 
 def _one_line(path: Path, exc: ValidationError) -> UserError:

@@ -103,7 +103,7 @@ def default_folder(name: str) -> Path:
 def extra_inputs(options: ConvertOptions) -> dict:
     """Hashes of the files besides the model source that decide the export."""
     files = {"weights": options.weights, "style": options.style}
-    data = {k: sha256_file(Path(v)) for k, v in files.items() if v is not None}
+    data: dict[str, object] = {k: sha256_file(Path(v)) for k, v in files.items() if v is not None}
     if options.weights_dir is not None:
         data["weights_dir"] = {p.name: sha256_file(p) for p in sorted(Path(options.weights_dir).glob("*.pth"))}
     return data
@@ -119,7 +119,7 @@ def convert(options: ConvertOptions, progress: Progress | None = None, source: M
     folder = Path(options.out) if options.out else default_folder(source.name)
     given_style = options.style
     options = check_before_work(options, source, folder)  # every option and file, before any stage
-    if options.style != given_style:
+    if options.style != given_style and options.style is not None:
         progress.say(f"  no --style given: using the built-in style {options.style.name}")
     options = with_declared_contract(options, source, progress)
     started = time.perf_counter()
@@ -198,7 +198,7 @@ def describe_run(source: ModelSource, options: ConvertOptions, folder: Path) -> 
     """What the export was made from; files by name and sha256, no absolute path (oakpipe.portable)."""
     from oakpipe.portable import record_file
 
-    model = {"name": source.name, "source": source.spec, "kind": source.kind}
+    model: dict[str, object] = {"name": source.name, "source": source.spec, "kind": source.kind}
     if source.path is not None:  # a user's file: its name (and attr), not where it was on this machine
         model["source"] = f"{source.path.name}:{source.attr}" if source.kind == "python" else source.path.name
         model["source_file"] = record_file(source.path, folder)
@@ -287,7 +287,7 @@ class StageRunner:
         self.options = options
         self.progress = progress
         self.all_cached = True
-        self._module = None
+        self._module: object | None = None
 
     def module(self, source: ModelSource):
         """The PyTorch module, built at most once per convert (None for ONNX sources)."""

@@ -39,7 +39,7 @@ class Row:
 
 
 def python_row(version: tuple[int, int, int] | None = None) -> Row:
-    version = version or tuple(sys.version_info[:3])  # type: ignore[assignment]
+    version = version or (sys.version_info[0], sys.version_info[1], sys.version_info[2])
     text = ".".join(map(str, version))
     if version[:2] < (3, 11):
         return Row("python", FAIL, text, "oakpipe needs Python 3.11 or newer")

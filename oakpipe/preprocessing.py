@@ -98,8 +98,8 @@ class Preprocessing:
     @classmethod
     def from_dict(cls, data: dict) -> "Preprocessing":
         return cls(
-            mean=tuple(float(v) for v in data["mean"]),
-            scale=tuple(float(v) for v in data["scale"]),
+            mean=three_floats(data["mean"]),
+            scale=three_floats(data["scale"]),
             reverse_input_channels=bool(data["reverse_input_channels"]),
         )
 
@@ -110,6 +110,11 @@ class Preprocessing:
 
         An ``RGB888p`` frame is a BGR frame with its channels already reversed once."""
         return cls(mean, scale, bool(reverse_channels) != (dai_type == "RGB888p"))
+
+
+def three_floats(values) -> tuple[float, float, float]:
+    """Per-channel values as floats; their count is checked by ``Preprocessing`` itself."""
+    return tuple(float(v) for v in values)  # type: ignore[return-value]
 
 
 def declared_contract(model: object) -> Preprocessing | None:
@@ -124,8 +129,8 @@ def declared_contract(model: object) -> Preprocessing | None:
             raise ValueError(f"unknown key(s) {', '.join(unknown)}")
         default = Preprocessing()
         return Preprocessing(
-            mean=tuple(float(v) for v in data.get("mean", default.mean)),  # type: ignore[arg-type]
-            scale=tuple(float(v) for v in data.get("scale", default.scale)),  # type: ignore[arg-type]
+            mean=three_floats(data.get("mean", default.mean)),
+            scale=three_floats(data.get("scale", default.scale)),
             reverse_input_channels=bool(data.get("reverse_input_channels", default.reverse_input_channels)),
         )
     except (TypeError, ValueError) as exc:

@@ -44,7 +44,7 @@ def apply(environ: MutableMapping[str, str] | None = None, modules: MutableMappi
     for name, value in ENVIRONMENT.items():
         environ.setdefault(name, value)
     for name in BLOCKED_MODULES:
-        modules[name] = None  # ``import openvino_telemetry`` now raises ImportError
+        modules[name] = None  # type: ignore[assignment]  # ``import openvino_telemetry`` now raises ImportError
 
 
 def python_module_args(module: str) -> list[str]:

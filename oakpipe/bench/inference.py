@@ -79,4 +79,4 @@ def pipeline_fps(export: Export, frames: int, repeats: int) -> dict:
         short, last = run(frames), run(2 * frames)
         fps.append(frames / max(last.seconds - short.seconds, 1e-9))
     return {"fps": statistics.median(fps), "min": min(fps), "max": max(fps), "runs": repeats,
-            "stage_ms": last.stage_median_ms()}
+            "stage_ms": last.stage_median_ms() if last is not None else {}}

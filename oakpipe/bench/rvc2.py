@@ -30,7 +30,7 @@ def rvc2_vs_published() -> dict:
                     "gmac": gmac, "estimate_fps": estimate, "held_out_fps": held_out[row.key],
                     "held_out_error": held_out[row.key] / row.fps - 1.0,
                     "old_rule_fps": [g / gmac for g in OLD_RULE_GMACS]})
-    errors = [abs(r["held_out_error"]) for r in out if r["built"]]
+    errors = [abs(float(r["held_out_error"])) for r in out if r["built"]]  # type: ignore[arg-type]
     return {"rows": out, "held_out_median_abs_error": float(np.median(errors)),
             "held_out_max_abs_error": float(max(errors)), "shaves": rvc2.CALIBRATED_SHAVES,
             "threads": rvc2.CALIBRATED_THREADS}

@@ -61,7 +61,7 @@ def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def fit(rows: list[Row], iterations: int = 40) -> dict[str, float]:
     """Constants minimising sum(log(predicted / published FPS)^2) over ``rows``."""
-    features = np.array([rvc2.table_features(r.table) for r in rows])
+    features = np.array([rvc2.table_features(_built(r)) for r in rows])
     period = np.array([1000.0 / r.fps for r in rows])
     scale = features.max(axis=0)
     scale[scale == 0] = 1.0
@@ -77,7 +77,13 @@ def fit(rows: list[Row], iterations: int = 40) -> dict[str, float]:
 
 
 def predict(row: Row, constants: dict[str, float]) -> float:
-    return rvc2.estimate(row.table, constants=constants).fps
+    return rvc2.estimate(_built(row), constants=constants).fps
+
+
+def _built(row: Row) -> LayerTable:
+    """The row's layer table; rows without one are left out before fitting or predicting."""
+    assert row.table is not None, f"{row.key} has no layer table"
+    return row.table
 
 
 def leave_one_family_out(rows: list[Row]) -> list[tuple[Row, float]]:

@@ -235,7 +235,8 @@ def host_pairs(dai: Any, deadline: Deadline, runnable: RunnableExport, inputs: A
     """
     from oakpipe.live.host import camera_frame
 
-    kind, sent, seq, exhausted = frame_type(dai, runnable), {}, 0, False
+    sent: dict[int, Any] = {}
+    kind, seq, exhausted = frame_type(dai, runnable), 0, False
     while True:
         while not exhausted and len(sent) < INFERENCE_THREADS:
             image = next(source, None)

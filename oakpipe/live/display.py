@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -129,7 +130,8 @@ class Recorder:
     CHECK_EVERY = 30
 
     def __init__(self, path: Path, fps: float) -> None:
-        self.path, self.fps, self.writer, self.frames = Path(path), fps, None, 0
+        self.path, self.fps, self.frames = Path(path), fps, 0
+        self.writer: Any = None  # a cv2.VideoWriter once the first frame gives the size
         self.temporary = temporary_name(self.path)
         remove_stale(self.path)
 
@@ -138,7 +140,7 @@ class Recorder:
 
         if self.writer is None:
             h, w = view.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.temporary), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            self.writer = cv2.VideoWriter(str(self.temporary), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))  # type: ignore[attr-defined]
             if not self.writer.isOpened():
                 self.writer = None
                 self.temporary.unlink(missing_ok=True)
@@ -207,7 +209,8 @@ class Strip:
     """
 
     def __init__(self, path: Path, rows: int) -> None:
-        self.path, self.rows, self.stride, self.kept = Path(path), rows, 1, []
+        self.path, self.rows, self.stride = Path(path), rows, 1
+        self.kept: list[np.ndarray] = []
         remove_stale(self.path)
 
     def add(self, index: int, view: np.ndarray) -> None:
@@ -235,7 +238,7 @@ class Outputs:
         if window and options.display == "web":
             from oakpipe.live.web import WebView
 
-            self.window = WebView(options.host, options.port, name)
+            self.window: Any = WebView(options.host, options.port, name)
         else:
             self.window = Window() if window else None
         self.recorder = Recorder(options.record, fps) if options.record else None

@@ -116,7 +116,7 @@ def _loop(stream: Iterator[Inferred], runnable: RunnableExport, outputs: Outputs
             stopped_by = "source ended or --frames reached"
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP
         signum = signal_of(exc)
-        stopped_by = STOPPED_BY.get(signum, "interrupted")
+        stopped_by = STOPPED_BY.get(signum, "interrupted")  # type: ignore[call-overload]  # Signals are ints
     finally:
         close = getattr(stream, "close", None)
         if close is not None:

@@ -217,9 +217,9 @@ class WebView:
         self.host = host or DEFAULT_HOST
         port = DEFAULT_PORT if port is None else port
         self.latest = _LatestFrame()
-        server_class = _Server
+        server_class: type[_Server] = _Server
         if ":" in self.host:  # an IPv6 address
-            server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
+            server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})  # type: ignore[assignment]
         try:
             self.server = server_class((self.host, port), _handler(self.latest, name))
         except OSError as exc:

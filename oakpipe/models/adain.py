@@ -103,7 +103,7 @@ def set_static_sizes(decoder: nn.Sequential, input_size: tuple[int, int]) -> Non
 def _is_vgg_tail(key: str) -> bool:
     """True for keys of the published VGG's layers after relu4_1, e.g. '32.weight'."""
     m = re.fullmatch(r"(\d+)\.(weight|bias)", key)
-    return bool(m) and int(m.group(1)) in _VGG_TAIL_CONVS
+    return m is not None and int(m.group(1)) in _VGG_TAIL_CONVS
 
 
 def _check_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path,
@@ -203,7 +203,7 @@ class AdaINStylizer(nn.Module):
 
     def forward(self, content: torch.Tensor) -> torch.Tensor:
         feat = self.encoder(content)                                      # [1,512,H/8,W/8]
-        t = adain(feat, self.style_mean, self.style_std, self.feat_n)
+        t = adain(feat, self.style_mean, self.style_std, self.feat_n)  # type: ignore[arg-type]  # buffers
         if self.alpha < 1.0:
             t = feat + self.alpha * (t - feat)
         return self.decoder(t).clamp(0.0, 1.0)                            # [1,3,H,W]

@@ -25,7 +25,7 @@ def build_module(source: ModelSource, options: ConvertOptions) -> nn.Module:
         module = spec.build(options)
     elif source.kind in ("python", "module"):
         check_style_options(False, options, source.spec)
-        module = _module_from_file(source) if source.kind == "python" else source.module
+        module = _module_from_file(source) if source.kind == "python" else source.module  # type: ignore[assignment]
         if options.weights is not None:
             load_weights(module, options.weights)
     else:

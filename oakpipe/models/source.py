@@ -34,7 +34,7 @@ class ModelSource:
         if self.kind == "module":
             return module_fingerprint(self.module)
         assert self.path is not None
-        data = {self.kind: str(self.path.name), "sha256": sha256_file(self.path)}
+        data: dict[str, object] = {self.kind: str(self.path.name), "sha256": sha256_file(self.path)}
         if self.kind == "ir":
             data["bin_sha256"] = sha256_file(self.path.with_suffix(".bin"))
         if self.kind == "python":

