@@ -128,3 +128,20 @@ def test_mtcnn_pnet_declared_contract_converts_and_verifies_with_no_flags(tmp_pa
         oakpipe.convert(spec, input_shape=(1, 3, 24, 24), out=tmp_path / "typed", mean_values="0,0,0")
     lines = [r.getMessage() for r in caplog.records if "oakpipe_preprocessing" in r.getMessage()]
     assert len(lines) == 1 and "--mean-values 0,0,0" in lines[0]
+
+
+def test_precedence_typed_then_config_file_then_declaration_then_default(tmp_path):
+    from oakpipe.cli import build_parser, convert_options
+
+    def resolved(*argv: str):
+        options = convert_options(build_parser().parse_args(["convert", "tests/fixtures/mtcnn_pnet.py:PNet", *argv]))
+        return resolve_contract(options.preprocessing, options.contract_defaults, declared_contract(PNet))
+
+    assert resolved() == (Preprocessing((127.5,) * 3, (128.0,) * 3, True), None)  # the declaration
+    config = tmp_path / "oakpipe.yaml"
+    config.write_text("mean_values: [100, 100, 100]\n")
+    pre, warning = resolved("--config", str(config))
+    assert pre == Preprocessing((100,) * 3, (128.0,) * 3, True)  # the file's mean, the declared rest
+    assert warning is not None and "--mean-values 100,100,100" in warning
+    pre, _ = resolved("--config", str(config), "--mean-values", "1,2,3", "--no-reverse-input-channels")
+    assert pre == Preprocessing((1, 2, 3), (128.0,) * 3, False)  # typed beats the file and the declaration
