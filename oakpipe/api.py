@@ -30,8 +30,19 @@ def _channel_values(value: str | Sequence[float], option: str) -> tuple[float, f
     return parse_channel_values(text, option)
 
 
-def convert_options(model: str | Path, **options: Any) -> ConvertOptions:
-    """ConvertOptions from CLI-style keywords."""
+def convert_options(model: str | Path | None, config: str | Path | None = None, **options: Any) -> ConvertOptions:
+    """ConvertOptions from CLI-style keywords; ``config`` (a modelconverter-style YAML file, as
+    ``--config``) fills every keyword left out or None, and ``model`` when that is None."""
+    if config is not None:
+        from oakpipe.config_file import config_values, load_config
+
+        for key, value in config_values(load_config(Path(config))).items():
+            if key == "model":
+                model = model if model is not None else value
+            elif options.get(key) is None:
+                options[key] = value
+    if model is None:
+        raise UserError("oakpipe.convert: no model given", "pass the model, or a config file with input_model")
     mean, scale, reverse = default_contract(str(model))
     given = {key: options.pop(key, None) for key in CONTRACT_KEYS}  # None: not given, use the default
     pre = Preprocessing(
@@ -54,17 +65,19 @@ def convert_options(model: str | Path, **options: Any) -> ConvertOptions:
         raise UserError(f"oakpipe.convert: {exc}", "see help(oakpipe.convert) for the keywords") from None
 
 
-def convert(model: Any, progress: bool | Progress = False, *, name: str | None = None, **options: Any) -> Export:
+def convert(model: Any = None, progress: bool | Progress = False, *, name: str | None = None, **options: Any) -> Export:
     """Convert ``model`` (a built-in name, a ``file.py:NAME``, an ``.onnx``/``.xml`` path, an
     ``nn.Module`` object, or a ready ConvertOptions) and return the Export. ``progress``:
-    True prints a line per stage on stderr (or pass a Progress)."""
+    True prints a line per stage on stderr (or pass a Progress). ``config="oakpipe.yaml"``
+    reads the options (and, if ``model`` is None, the model) from a modelconverter-style file;
+    keywords given here win over it."""
     from oakpipe.extras import require_convert_extra
 
     require_convert_extra("convert")  # before `from torch import nn` below: one line, not an ImportError
     reporter = progress if isinstance(progress, Progress) else Progress(quiet=not progress)
     if isinstance(model, ConvertOptions):
         return convert_with_options(model, reporter)
-    if isinstance(model, (str, Path)):
+    if model is None or isinstance(model, (str, Path)):
         return convert_with_options(convert_options(model, **options), reporter)
     from torch import nn
 

@@ -134,10 +134,21 @@ def apply_config(args: argparse.Namespace) -> argparse.Namespace:
 
 def file_values(config: ConfigFile, args: argparse.Namespace) -> dict[str, Any]:
     """argparse dests -> values from the file, leaving out every option typed on the command line."""
+    typed = explicit_options(args)
+    values = {dest: v for dest, v in config_values(config, check_shape="input_shape" not in typed).items()
+              if dest not in typed}
+    if getattr(args, "model", None) is not None:
+        values.pop("model", None)
+    return values
+
+
+def config_values(config: ConfigFile, check_shape: bool = True) -> dict[str, Any]:
+    """The file's values under the names the CLI's argparse dests and the Python API's keywords
+    share (``mean_values``, ``shaves``, ``model``...), in the command line's string form; what
+    the file does not set is left out. One mapping for both entry points."""
     from oakpipe.options import validate_input_shape
 
-    typed = explicit_options(args)
-    if config.shape is not None and "input_shape" not in typed:
+    if config.shape is not None and check_shape:
         try:
             validate_input_shape(tuple(config.shape))
         except UserError as exc:
@@ -151,7 +162,7 @@ def file_values(config: ConfigFile, args: argparse.Namespace) -> dict[str, Any]:
         "weights": config.path(config.weights), "style": config.path(config.style),
         "out": config.path(config.output_dir),
     }
-    values = {dest: v for dest, v in values.items() if v is not None and dest not in typed}
-    if getattr(args, "model", None) is None and config.input_model is not None:
+    values = {dest: v for dest, v in values.items() if v is not None}
+    if config.input_model is not None:
         values["model"] = config.model_spec()
     return values
