@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from oakpipe.stages.onnx_export import eval_mode
+
 Outputs = dict[str, np.ndarray]
 
 
@@ -23,7 +25,7 @@ def torch_outputs(module, inputs: list[np.ndarray], names: list[str]) -> list[Ou
     import torch
 
     results = []
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(module):
         for x in inputs:
             results.append(_named(module(torch.from_numpy(x)), names))
     return results
@@ -73,7 +75,7 @@ def module_outputs(module, x: np.ndarray) -> dict[str, np.ndarray]:
     handles = [m.register_forward_hook(_recording_hook(name or "(model)", captured))
                for name, m in module.named_modules()]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(module):
             module(torch.from_numpy(x))
     finally:
         for handle in handles:

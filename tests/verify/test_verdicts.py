@@ -1,0 +1,51 @@
+"""Verdicts users can trust: the minimal cases of false failures seen on real architectures."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from oakpipe import ConvertOptions, convert
+from oakpipe.stages.onnx_export import export_torch
+from tests.fixtures.verdict_models import DictBatchNorm, DictPooledBatchNorm, Unfold
+
+VERDICT_MODELS = Path(__file__).parents[1] / "fixtures" / "verdict_models.py"
+SHAPE = (1, 3, 32, 32)
+
+
+def options(tmp_path, model, **kwargs):
+    return ConvertOptions(model=f"{VERDICT_MODELS}:{model}", input_shape=SHAPE, out=tmp_path / model, **kwargs)
+
+
+@pytest.mark.parametrize("model", [DictBatchNorm, DictPooledBatchNorm], ids=["bn", "pooled-bn"])
+def test_export_leaves_the_users_training_flags_as_they_were(tmp_path, model):
+    net = model()
+    net.train()
+    net.head.eval()  # a mixed state must come back mixed
+    before = {name: m.training for name, m in net.named_modules()}
+    export_torch(net, ConvertOptions(model="halve", input_shape=SHAPE), tmp_path / "m.onnx")
+    assert {name: m.training for name, m in net.named_modules()} == before
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("model", ["DictBatchNorm", "DictPooledBatchNorm"])
+def test_dict_models_with_batchnorm_verify(tmp_path, model):
+    export = convert(options(tmp_path, model))
+    report = json.loads((export.folder / "verify.json").read_text())
+    assert report["passed"], report["stages"]
+
+
+@pytest.mark.toolchain
+def test_api_module_keeps_its_mode_after_convert_and_verify(tmp_path):
+    net = DictPooledBatchNorm().eval()
+    convert(net, name="pooled", input_shape=SHAPE, out=tmp_path / "pooled")
+    assert not any(m.training for m in net.modules())
+    net.train()
+    convert(net, name="pooled", input_shape=SHAPE, out=tmp_path / "pooled2", use_cache=False)
+    assert all(m.training for m in net.modules())
+
+
+def test_unfold_fixture_is_batch_one_with_a_patch_leading_dim():
+    y = Unfold()(torch.rand(SHAPE))
+    assert tuple(y.shape) == (1, 3, 32, 32)
