@@ -10,6 +10,13 @@ compiled. Verdicts are cached per probe (a hash of the probe graph and the compi
 version) in ``toolchain_dir()/preflight_probes.json``, so a second preflight of the same
 graph, or of a graph with the same layers, compiles nothing.
 
+A probe feeds its node what the whole graph feeds it: a (1, C, H, W) tensor goes in as a
+graph input; any other (a leading dim that is not the batch, as in the (patches, ...)
+unfold of ViT, Swin and MobileViT, or another rank) is made inside the probe by a Reshape
+with a constant shape, since the compiler reads graph inputs as batch-1 images. If the
+compiler refuses that Reshape itself, the node is "inconclusive", never a rejection. A
+LayerNorm pattern, which the compiler fuses into one MVN layer, is also probed whole.
+
 Not every node is probed:
 - nodes whose inputs are all constant (Constant, a ``Shape`` of a static tensor, and
   anything computed only from those) are folded here, as the compiler's own constant
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -39,6 +47,8 @@ from onnx import helper, numpy_helper, shape_inference
 
 from oakpipe.errors import UnsupportedModelError, UserError
 from oakpipe.stages.blob import clean_compiler_message, pytorch_module_of
+
+log = logging.getLogger(__name__)
 
 # --- the chip (Luxonis RVC2 documentation; /work/shared/notes/depthai.md) ----------------
 CMX_BYTES = int(2.5 * 1024 * 1024)  # on-chip memory shared by the SHAVEs
@@ -58,13 +68,16 @@ FPS_BASIS = (
     "Conv/ConvTranspose/MatMul/Gemm MACs, not memory traffic, camera or USB transfer"
 )
 
-PROBE_FORMAT = 1  # bump when the way probes are built changes: old cache entries then miss
+PROBE_FORMAT = 2  # bump when the way probes are built changes: old cache entries then miss
 CACHE_NAME = "preflight_probes.json"
 # Float initializers larger than this are replaced by a fixed pattern in probes: support
 # depends on their shape and type, not on the trained values, and probes then dedupe
 # across layers of the same shape and survive retraining. Small tensors (pads, axes,
 # sizes, scales, slopes) keep their exact values, which the compiler may depend on.
 EXACT_CONSTANT_LIMIT = 64
+
+# Multi-node patterns the compiler fuses into one layer, probed whole (Graph.fused_pattern).
+FUSED_PATTERNS = {"mvn": "as the LayerNorm pattern (ReduceMean ... Div) ending here, which the compiler fuses into MVN"}
 
 # Ops no device graph should be folded through here even with constant inputs.
 NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"}
@@ -214,17 +227,32 @@ def preflight(device_onnx: Path, *, shaves: int = 6, use_cache: bool = True) -> 
     plan = graph.plan_probes()
     problems += plan.problems
     verdicts, cached, compiled = _verdicts(plan.graphs, shaves, use_cache)
+    controls = plan.controls_to_check(verdicts)
+    if controls:
+        control_verdicts, more_cached, more_compiled = _verdicts(controls, shaves, use_cache)
+        verdicts.update(control_verdicts)
+        cached, compiled = cached + more_cached, compiled + more_compiled
     inconclusive: list[str] = list(plan.inconclusive)
     for digest, nodes in plan.probes.items():
         verdict = verdicts[digest]
         if verdict["ok"]:
             continue
+        control = plan.controls.get(digest)
+        faithful = control is None or verdicts[hashlib.sha256(control).hexdigest()]["ok"]
         for node in nodes:
             module = pytorch_module_of(node.name) if node.name else None
             name = node.name or node.output[0]
-            kind = "compiler_crash" if verdict.get("crashed") else "unsupported_op"
             message = _unprobe_names(verdict["message"], node)
-            problems.append(Problem(kind, f"the MYRIAD compiler rejects it: {message}", node.op_type, name, module))
+            if not faithful:
+                inconclusive.append(f"{node.op_type} ({name}{f', PyTorch module {module}' if module else ''}): "
+                                    f"its input {_adapted_inputs(node, graph)} cannot be fed to a "
+                                    f"probe as the whole graph feeds it; left to the whole-model compile "
+                                    f"(the probe said: {message[:200]})")
+                continue
+            kind = "compiler_crash" if verdict.get("crashed") else "unsupported_op"
+            how = f" {plan.fused[digest]}" if digest in plan.fused else ""
+            problems.append(Problem(kind, f"the MYRIAD compiler rejects it{how}: {message}", node.op_type, name,
+                                    module))
     estimates = graph.estimates()
     if not estimates.fits_ddr:
         problems.append(Problem("memory", estimates.ddr_verdict))
@@ -268,8 +296,22 @@ class ProbePlan:
     graphs: dict[str, bytes] = field(default_factory=dict)  # hash -> serialized probe model
     problems: list[Problem] = field(default_factory=list)
     inconclusive: list[str] = field(default_factory=list)
+    controls: dict[str, bytes] = field(default_factory=dict)  # hash of an adapted probe -> its adapter alone
+    fused: dict[str, str] = field(default_factory=dict)  # hash of a pattern probe -> what the compiler fuses
     folded: int = 0
     not_probed: int = 0
+
+    def add(self, probe: onnx.ModelProto, node) -> str:
+        data = probe.SerializeToString(deterministic=True)
+        digest = hashlib.sha256(data).hexdigest()
+        self.probes.setdefault(digest, []).append(node)
+        self.graphs[digest] = data
+        return digest
+
+    def controls_to_check(self, verdicts: dict) -> dict[str, bytes]:
+        """Control graphs of the adapted probes the compiler refused, by their own hash."""
+        return {hashlib.sha256(data).hexdigest(): data for digest, data in self.controls.items()
+                if not verdicts[digest]["ok"]}
 
 
 class Graph:
@@ -343,11 +385,13 @@ class Graph:
                                   [numpy_helper.from_array(self.constants[n], n) for n in dict.fromkeys(node.input) if n]),
                 opset_imports=self.model.opset_import, ir_version=self.model.ir_version)
             return list(ReferenceEvaluator(single).run(None, {}))
-        except Exception:
-            return None  # let the compiler judge it
+        except Exception as exc:  # an op or a case the reference evaluator lacks
+            log.debug("not folded here, left to the compiler: %s %s: %s", node.op_type, node.name, exc)
+            return None
 
     def plan_probes(self) -> ProbePlan:
         plan = ProbePlan()
+        producers = {o: n for n in self.model.graph.node for o in n.output if o}
         for node in self.model.graph.node:
             values = self._fold(node)
             if values is not None:
@@ -377,26 +421,92 @@ class Graph:
                     node.op_type, node.name or node.output[0], pytorch_module_of(node.name) if node.name else None))
                 plan.not_probed += 1
                 continue
-            probe = self.make_probe(node)
-            data = probe.SerializeToString(deterministic=True)
-            digest = hashlib.sha256(data).hexdigest()
-            plan.probes.setdefault(digest, []).append(node)
-            plan.graphs[digest] = data
+            self._plan_probe(plan, node)
+            pattern = self.fused_pattern(node, producers)
+            if pattern:
+                plan.fused[self._plan_probe(plan, node, pattern)] = FUSED_PATTERNS["mvn"]
         return plan
 
-    def make_probe(self, node) -> onnx.ModelProto:
-        """One node alone, with canonical names so that equal layers give equal bytes."""
-        inputs, initializers, rename = [], [], {}
-        for i, name in enumerate(node.input):
+    def _plan_probe(self, plan: ProbePlan, node, pattern: tuple = ()) -> str:
+        probe, adapted = self.make_probe(node, pattern=pattern)
+        digest = plan.add(probe, node)
+        if adapted:
+            control = self.make_probe(node, control=True, pattern=pattern)[0]
+            plan.controls[digest] = control.SerializeToString(deterministic=True)
+        return digest
+
+    def fused_pattern(self, node, producers: dict) -> tuple:
+        """The nodes before ``node`` that the compiler fuses with it into one layer, or ().
+
+        One-node probes cannot see a fusion. The one that matters: LayerNorm as exported,
+        (x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps), becomes one MVN layer, which the
+        MYRIAD plugin takes on 3D and 4D tensors only (efficientvit's rank-2 head), although
+        every node of it compiles alone.
+        """
+        if node.op_type != "Div":
+            return ()
+        sub = producers.get(node.input[0])
+        mean = producers.get(sub.input[1]) if sub is not None and sub.op_type == "Sub" else None
+        if mean is None or mean.op_type != "ReduceMean" or mean.input[0] != sub.input[0]:
+            return ()
+        found, stack = {id(sub): sub, id(mean): mean}, [node.input[1]]
+        while stack and len(found) <= 8:
+            name = stack.pop()
+            producer = producers.get(name)
+            if name == sub.input[0] or producer is None or name in self.constants or id(producer) in found:
+                continue
+            found[id(producer)] = producer
+            stack += [n for n in producer.input if n]
+        if len(found) > 8 or "Sqrt" not in {n.op_type for n in found.values()}:
+            return ()
+        return tuple(n for n in self.model.graph.node if id(n) in found)  # graph order is topological
+
+    def make_probe(self, node, control: bool = False, pattern: tuple = ()) -> tuple[onnx.ModelProto, bool]:
+        """One node alone (or ending ``pattern``), with canonical names so that equal layers
+        give equal bytes.
+
+        Returns the probe and whether any input had to be adapted. The MYRIAD plugin reads
+        a graph input as a batch-first image (it compiles it at batch 1, and lays out inputs
+        of other ranks its own way), so only a (1, C, H, W) tensor is fed to the node as it
+        is. Any other tensor (a leading dim that is not 1, as in the (patches, ...) unfold of
+        ViT, Swin and MobileViT, or a rank other than 4) reaches the node as it does in the
+        whole graph: an intermediate, made by a Reshape with a constant shape from a
+        (1, C, H, W) input (``adapter_shape``). ``control`` builds that adapter alone, to
+        tell the node's own rejection from the adapter's.
+
+        ``pattern``: the nodes before ``node`` that the compiler fuses with it into one layer
+        (``fused_patterns``); they are probed together, their inner tensors named t0, t1...
+        """
+        inputs, initializers, rename, adapters, controls = [], [], {}, [], []
+        body = list(pattern) + [node]
+        inner = [o for n in pattern for o in n.output if o]
+        rename.update({name: f"t{k}" for k, name in enumerate(inner)})
+        external = [n for m in body for n in m.input if n not in inner] if pattern else list(node.input)
+        for i, name in enumerate(external):
             if not name or name in rename:
                 continue
             if name in self.constants:
                 rename[name] = f"c{i}"
                 initializers.append(numpy_helper.from_array(canonical_constant(self.constants[name]), f"c{i}"))
-            else:
-                rename[name] = f"x{i}"
-                elem, _ = self.types[name]
-                inputs.append(helper.make_tensor_value_info(f"x{i}", elem, self.static_shape(name)))
+                continue
+            rename[name] = f"x{i}"
+            elem, _ = self.types[name]
+            shape = self.static_shape(name)
+            fed = adapter_shape(shape)
+            if fed is None:
+                inputs.append(helper.make_tensor_value_info(f"x{i}", elem, shape))
+                continue
+            inputs.append(helper.make_tensor_value_info(f"a{i}", elem, fed))
+            initializers.append(numpy_helper.from_array(np.array(shape, np.int64), f"s{i}"))
+            adapters.append(helper.make_node("Reshape", [f"a{i}", f"s{i}"], [f"x{i}"], name=f"probe_adapter{i}"))
+            if control:
+                # An adapter alone would be Parameter -> Result, which the compiler reduces
+                # to nothing: a ReLU keeps the reshaped tensor an intermediate, as here.
+                adapters.append(helper.make_node("Relu", [f"x{i}"], [f"r{i}"], name=f"probe_control{i}"))
+                controls.append(helper.make_tensor_value_info(f"r{i}", elem, shape))
+        if control:
+            graph = helper.make_graph(adapters, "oakpipe_probe_control", inputs, controls, initializers)
+            return self._probe_model(graph), bool(controls)
         outputs, consumers = [], []
         for j, name in enumerate(node.output):
             if not name:
@@ -418,16 +528,21 @@ class Graph:
                 outputs.append(helper.make_tensor_value_info(f"y{j}_float", elem, self.static_shape(name)))
                 continue
             outputs.append(helper.make_tensor_value_info(f"y{j}", elem, self.static_shape(name)))
-        probe_node = onnx.NodeProto()
-        probe_node.CopyFrom(node)
-        probe_node.name = "probe"
-        probe_node.doc_string = ""
-        probe_node.input[:] = [rename.get(n, "") for n in node.input]
-        probe_node.output[:] = [rename.get(n, "") for n in node.output]
-        graph = helper.make_graph([probe_node] + consumers, "oakpipe_probe", inputs, outputs, initializers)
-        model = helper.make_model(graph, opset_imports=self.model.opset_import, ir_version=self.model.ir_version,
-                                  producer_name="oakpipe-preflight", producer_version=str(PROBE_FORMAT))
-        return model
+        probe_nodes = []
+        for k, original in enumerate(body):
+            probe_node = onnx.NodeProto()
+            probe_node.CopyFrom(original)
+            probe_node.name = "probe" if original is node else f"probe_pattern{k}"
+            probe_node.doc_string = ""
+            probe_node.input[:] = [rename.get(n, "") for n in original.input]
+            probe_node.output[:] = [rename.get(n, "") for n in original.output]
+            probe_nodes.append(probe_node)
+        graph = helper.make_graph(adapters + probe_nodes + consumers, "oakpipe_probe", inputs, outputs, initializers)
+        return self._probe_model(graph), bool(adapters)
+
+    def _probe_model(self, graph: onnx.GraphProto) -> onnx.ModelProto:
+        return helper.make_model(graph, opset_imports=self.model.opset_import, ir_version=self.model.ir_version,
+                                 producer_name="oakpipe-preflight", producer_version=str(PROBE_FORMAT))
 
     # estimates -------------------------------------------------------------------------
     def macs_of(self, node) -> int:
@@ -513,6 +628,20 @@ class Graph:
         return peak
 
 
+def adapter_shape(shape: list[int]) -> list[int] | None:
+    """The (1, C, H, W) graph input a probe reshapes into ``shape``; None: fed as it is.
+
+    Leading dims are merged into C and missing ones are 1: (128, 8, 2, 2) -> (1, 1024, 2, 2),
+    (1, 1280) -> (1, 1, 1, 1280), (1, 197, 192) -> (1, 1, 197, 192).
+    """
+    if len(shape) == 4 and shape[0] == 1:
+        return None
+    dims = [1] * (3 - len(shape)) + list(shape)
+    while len(dims) > 3:
+        dims = [dims[0] * dims[1]] + dims[2:]
+    return [1] + dims
+
+
 def canonical_constant(value: np.ndarray) -> np.ndarray:
     value = np.asarray(value)
     if value.dtype.kind == "f" and value.size > EXACT_CONSTANT_LIMIT:
@@ -520,6 +649,13 @@ def canonical_constant(value: np.ndarray) -> np.ndarray:
         pattern = ((np.arange(value.size) % 7) - 3).astype(value.dtype) / 8
         return pattern.reshape(value.shape)
     return value
+
+
+def _adapted_inputs(node, graph: Graph) -> str:
+    """The inputs of ``node`` that a probe reaches through a Reshape, with their shapes."""
+    names = [n for n in dict.fromkeys(node.input) if n and n not in graph.constants
+             and adapter_shape(graph.static_shape(n) or [1, 1, 1, 1]) is not None]
+    return ", ".join(f"{n} {graph.describe_dims(n)}" for n in names) or "(none)"
 
 
 def _unprobe_names(message: str, node) -> str:
