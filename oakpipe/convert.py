@@ -309,7 +309,8 @@ class StageRunner:
 
             offline = self.options.compiler == "offline"  # the preflight needs the offline compiler
             report = self.preflight(device_onnx) if offline else None
-            info = build_blob(device_onnx, paths[blob_name], self.options.shaves, self.options.compiler)
+            info = build_blob(device_onnx, paths[blob_name], self.options.shaves, self.options.compiler,
+                              timeout=self.options.compile_timeout)
             return {**info, "preflight": report.to_dict() if report else None}
 
         return self._run("blob", key, [blob_name], body)
@@ -320,7 +321,7 @@ class StageRunner:
             return None
         from oakpipe.verify.preflight import preflight, raise_if_rejected
 
-        report = preflight(device_graph, shaves=self.options.shaves)
+        report = preflight(device_graph, shaves=self.options.shaves, timeout=self.options.compile_timeout)
         quiet = report.ok and not report.warnings and not report.inconclusive
         for line in [report.summary()] if quiet else report.lines():
             self.progress.say("    " + line)

@@ -210,8 +210,14 @@ def raise_if_rejected(report: PreflightReport) -> None:
 
 # --- the preflight ------------------------------------------------------------------------
 
-def preflight(device_onnx: Path, *, shaves: int = 6, use_cache: bool = True) -> PreflightReport:
-    """Check a device graph against the MyriadX compiler and the RVC2's memories and speed."""
+def preflight(device_onnx: Path, *, shaves: int = 6, use_cache: bool = True,
+              timeout: float | None = None) -> PreflightReport:
+    """Check a device graph against the MyriadX compiler and the RVC2's memories and speed.
+
+    ``timeout``: seconds for all the probes together (default: the toolchain's); past it,
+    an UnsupportedModelError says which probe the compiler was on (finished verdicts are
+    cached, so a rerun with a larger --compile-timeout resumes).
+    """
     started = time.perf_counter()
     device_onnx = Path(device_onnx)
     try:
@@ -226,10 +232,10 @@ def preflight(device_onnx: Path, *, shaves: int = 6, use_cache: bool = True) -> 
     problems: list[Problem] = list(graph.input_problems())
     plan = graph.plan_probes()
     problems += plan.problems
-    verdicts, cached, compiled = _verdicts(plan.graphs, shaves, use_cache)
+    verdicts, cached, compiled = _verdicts(plan, plan.graphs, shaves, use_cache, timeout, graph)
     controls = plan.controls_to_check(verdicts)
     if controls:
-        control_verdicts, more_cached, more_compiled = _verdicts(controls, shaves, use_cache)
+        control_verdicts, more_cached, more_compiled = _verdicts(plan, controls, shaves, use_cache, timeout, graph)
         verdicts.update(control_verdicts)
         cached, compiled = cached + more_cached, compiled + more_compiled
     inconclusive: list[str] = list(plan.inconclusive)
@@ -709,7 +715,8 @@ def _save_cache(new: dict) -> None:
         raise
 
 
-def _verdicts(graphs: dict[str, bytes], shaves: int, use_cache: bool) -> tuple[dict, int, int]:
+def _verdicts(plan: ProbePlan, graphs: dict[str, bytes], shaves: int, use_cache: bool, timeout: float | None,
+              graph: Graph) -> tuple[dict, int, int]:
     digests = list(graphs)
     cache = _load_cache() if use_cache else {}
     verdicts = {d: cache[_cache_key(d, shaves)] for d in digests if _cache_key(d, shaves) in cache}
@@ -717,17 +724,61 @@ def _verdicts(graphs: dict[str, bytes], shaves: int, use_cache: bool) -> tuple[d
     if missing:
         from oakpipe import toolchain
 
+        budget = toolchain.DEFAULT_COMPILE_TIMEOUT if timeout is None else timeout
         with tempfile.TemporaryDirectory(prefix="oakpipe-probes-") as folder:
             paths = []
             for digest in missing:
                 path = Path(folder) / f"{digest[:16]}.onnx"
                 path.write_bytes(graphs[digest])
                 paths.append(path)
-            results = toolchain.compile_probe_batch(paths, shaves=shaves)
+            try:
+                results = toolchain.compile_probe_batch(paths, shaves=shaves, timeout=budget)
+            except toolchain.CompilerTimeout as exc:
+                finished = dict(zip(missing, (_verdict_of(r) for r in exc.done)))
+                _save_cache({_cache_key(d, shaves): v for d, v in finished.items()})  # a rerun resumes here
+                stuck = plan.probes.get(missing[len(finished)], [None])[0] if len(finished) < len(missing) else None
+                raise probe_timeout(budget, len(finished), len(missing), stuck, graph) from None
             for digest, result in zip(missing, results):
                 verdicts[digest] = _verdict_of(result)
         _save_cache({_cache_key(d, shaves): verdicts[d] for d in missing})
     return verdicts, len(digests) - len(missing), len(missing)
+
+
+def probe_timeout(seconds: float, finished: int, total: int, stuck, graph: Graph) -> UnsupportedModelError:
+    """The compiler is working but this model's probes take longer than the budget."""
+    where = ""
+    if stuck is not None:
+        module = pytorch_module_of(stuck.name) if stuck.name else None
+        where = (f" (it was on op {stuck.op_type}, ONNX node {stuck.name or stuck.output[0]}"
+                 + (f", PyTorch module {module}" if module else "") + ")")
+    return UnsupportedModelError(
+        f"MyriadX preflight: the MYRIAD compiler did not finish in {seconds:g} s on this model: "
+        f"{finished} of {total} distinct probe graphs done{where}; its largest layers: "
+        f"{describe_largest_layers(graph)}",
+        "raise --compile-timeout (finished probes are cached, a rerun resumes), or use a smaller input size")
+
+
+def describe_largest_layers(graph: Graph, count: int = 3) -> str:
+    """The layers with the most MACs, with their PyTorch modules: what makes a compile slow."""
+    ranked = sorted(((graph.macs_of(n), n) for n in graph.model.graph.node), key=lambda item: -item[0])
+    parts = []
+    for macs, node in ranked[:count]:
+        if macs <= 0:
+            break
+        module = pytorch_module_of(node.name) if node.name else None
+        shape = graph.describe_dims(node.output[0])
+        parts.append(f"{node.op_type} {module or node.name or node.output[0]} -> {shape}, {macs / 1e9:.3g} GMAC")
+    return "; ".join(parts) or "no MAC layers known"
+
+
+def largest_layers(device_onnx: Path, count: int = 3) -> str:
+    """``describe_largest_layers`` of a device graph file (shape inference, no compiler)."""
+    model = onnx.load(str(device_onnx))
+    try:
+        model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception as exc:
+        log.debug("shape inference failed: %s", exc)
+    return describe_largest_layers(Graph(model), count)
 
 
 def _verdict_of(result: dict) -> dict:

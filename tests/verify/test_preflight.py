@@ -317,3 +317,19 @@ def test_a_probe_whose_adapter_fails_is_inconclusive_not_a_rejection(tmp_path, c
     report = pf.preflight(device_graph(Unfold(), tmp_path))
     assert report.ok, report.lines()
     assert any("Sigmoid" in note and "left to the whole-model compile" in note for note in report.inconclusive)
+
+
+@pytest.mark.toolchain
+def test_a_compile_past_its_budget_is_the_models_limit_not_a_toolchain_fault(tmp_path, cache):
+    """A budget no compile can meet (the worker's Python alone takes longer to start)."""
+    from oakpipe.stages.blob import build_blob
+
+    device = device_graph(small_cnn(), tmp_path)
+    with pytest.raises(UnsupportedModelError) as caught:
+        pf.preflight(device, timeout=0.001)
+    assert caught.value.exit_code == 3
+    assert "did not finish in 0.001 s" in caught.value.message and "Conv head" in caught.value.message
+    with pytest.raises(UnsupportedModelError, match=r"did not finish in 0.001 s on this model \(its largest layers: "
+                                                    r"Conv (mid|head|stem)"):
+        build_blob(device, tmp_path / "m.blob", 6, timeout=0.001)
+    assert not (tmp_path / "m.blob").exists()
