@@ -110,10 +110,19 @@ def describe_node(device_onnx: Path, layer: str) -> str:
 
 
 def pytorch_module_of(node_name: str) -> str | None:
-    """TorchScript export names nodes '/encoder/block.0/conv/Conv': the module is the path."""
+    """The module's name as PyTorch prints it, from a TorchScript export's node name.
+
+    The exporter names a child of a container with its parent's name in front
+    ('/features/features.8/conv/conv.1/Conv' is ``features.8.conv.1``): that repeated
+    prefix is dropped (attribute names cannot contain dots, so nothing else matches).
+    """
     parts = [p for p in node_name.split("/") if p]
     if not node_name.startswith("/") or not parts:
         return None
     if len(parts) == 1:
         return "(the model's own forward)"
-    return ".".join(parts[:-1])
+    names = parts[:-1]
+    path = [names[0]]
+    for parent, part in zip(names, names[1:]):
+        path.append(part[len(parent) + 1:] if part.startswith(parent + ".") else part)
+    return ".".join(path)

@@ -128,6 +128,8 @@ def compile_probe_batch(onnx_paths: list[Path], shaves: int = 6,
         except CompilerTimeout as exc:
             exc.done = verdicts + [json.loads(line[len(PROBE_PREFIX):]) for line in exc.output.splitlines()
                                    if line.startswith(PROBE_PREFIX)]
+            if len(exc.done) == len(onnx_paths):  # every verdict is in; only the worker's exit was late
+                return exc.done
             exc.seconds = timeout
             raise
         done = [json.loads(line[len(PROBE_PREFIX):]) for line in proc.stdout.splitlines()

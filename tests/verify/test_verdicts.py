@@ -49,3 +49,33 @@ def test_api_module_keeps_its_mode_after_convert_and_verify(tmp_path):
 def test_unfold_fixture_is_batch_one_with_a_patch_leading_dim():
     y = Unfold()(torch.rand(SHAPE))
     assert tuple(y.shape) == (1, 3, 32, 32)
+
+
+def test_module_names_read_as_pytorch_prints_them(tmp_path):
+    """The exporter writes a container's children with the parent's name in front."""
+    import onnx
+    from torch import nn
+
+    from oakpipe.stages.blob import pytorch_module_of
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Sequential(nn.Conv2d(3, 3, 1), nn.ReLU())
+
+        def forward(self, x):
+            return self.conv(x)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Sequential(Block(), Block())
+
+        def forward(self, x):
+            return self.features(x)
+
+    net = Net().eval()
+    export_torch(net, ConvertOptions(model="halve", input_shape=SHAPE), tmp_path / "m.onnx")
+    modules = {pytorch_module_of(n.name) for n in onnx.load(str(tmp_path / "m.onnx")).graph.node}
+    assert "features.1.conv.0" in modules  # the Conv (the ReLU is fused into it or named alike)
+    assert modules <= {name for name, _ in net.named_modules()}
