@@ -19,6 +19,7 @@ import onnx
 
 from oakpipe.errors import ModelError, UnsupportedModelError, UserError
 from oakpipe.options import ConvertOptions
+from oakpipe.stages.export_symbolics import attention_symbolics
 
 INPUT_NAME = "input"
 SUPPORTED_MAX_OPSET = 13  # the newest opset OpenVINO 2021.4's ONNX reader knows
@@ -108,7 +109,8 @@ def export_torch(module, options: ConvertOptions, path: Path) -> dict:
         # torch.onnx.export sets the mode it exports in and then restores the wrapper's
         # mode recursively, which would leave a wrapped user model in train():
         # eval_mode restores every submodule's own flag afterwards.
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), eval_mode(module):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), eval_mode(module), \
+                attention_symbolics(options.opset):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 exported, (x,), str(path), dynamo=False, opset_version=options.opset,

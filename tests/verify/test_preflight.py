@@ -272,6 +272,8 @@ AGREES_WITH_WHOLE_COMPILE = {  # model -> does the whole device graph compile (m
     "Unfold": True,  # (128, 8, 2, 2) patches: a leading dim that is not the batch
     "TokenLayerNorm": True,  # LayerNorm (MVN) on a 3D tensor
     "LayerNormHead": False,  # LayerNorm (MVN) on a rank-2 tensor: "only 3D and 4D supported"
+    "TinyViT": True,  # TransformerEncoderLayer: attention in its math form at opset 12
+    "UnflattenHeads": True,  # F.scaled_dot_product_attention with unflatten, as timm writes it
 }
 
 
