@@ -34,10 +34,14 @@ def table_lines(report: VerifyReport) -> list[str]:
             f"{_number(c and c.psnr_db, '8.1f'):>8} {_number(c and c.cosine, '8.5f'):>8} "
             f"{(str(c.nan + c.inf) if c else '-'):>7} {stage.tolerance:>12}  {verdict}"
         )
-    flags = report.fp16_flags
-    lines.append(f"FP16 range: {len(report.ranges)} tensors checked, {len(flags)} flagged")
-    lines += [f"  ! {fp16_ranges.describe(r)}" for r in flags]
-    if flags:
+    over, under = report.fp16_overflows, report.fp16_underflows
+    lines.append(f"FP16 range: {len(report.ranges)} tensors checked, {len(over)} overflow, "
+                 f"{len(under)} underflow")
+    lines += [f"  ! {fp16_ranges.describe(r)}" for r in over]
+    lines += [f"  warning: {fp16_ranges.describe(r)}" for r in under[:5]]
+    if len(under) > 5:
+        lines.append(f"  warning: and {len(under) - 5} more tensors below FP16's normal range (verify.json)")
+    if over or (under and report.first_failure == "fp16"):
         lines.append(f"  remedies: {fp16_ranges.REMEDIES}")
     if report.first_failure:
         lines.append(f"first failing stage: {STAGE_TITLES[report.first_failure]}; first layer: {report.blame}")

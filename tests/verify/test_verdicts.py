@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -79,3 +80,27 @@ def test_module_names_read_as_pytorch_prints_them(tmp_path):
     modules = {pytorch_module_of(n.name) for n in onnx.load(str(tmp_path / "m.onnx")).graph.node}
     assert "features.1.conv.0" in modules  # the Conv (the ReLU is fused into it or named alike)
     assert modules <= {name for name, _ in net.named_modules()}
+
+
+@pytest.mark.toolchain
+def test_underflow_alone_is_a_warning_naming_the_module(tmp_path):
+    export = convert(options(tmp_path, "LayerScaled"))
+    report = json.loads((export.folder / "verify.json").read_text())
+    assert report["passed"]
+    assert any("underflow" in flag and "(FP16 overflow" not in flag for flag in report["fp16_flags"])
+    table = (export.folder / "verify.md").read_text()
+    assert "0 overflow" in table and "warning: " in table and "leave the FP16 range" not in table
+
+
+def test_a_stage_never_fails_on_what_the_more_approximate_fp16_stage_accepts():
+    from oakpipe.verify.core import Tolerances, parse_tolerances
+    from oakpipe.verify.metrics import compare
+
+    ref = np.linspace(0, 1, 3 * 32 * 32, dtype=np.float32).reshape(1, 3, 32, 32)
+    for tolerances in (Tolerances(), parse_tolerances("fp16=30"), parse_tolerances("ir=60,fp16=0.05")):
+        for noise in (1e-4, 1e-3, 5e-3, 1e-2, 3e-2, 0.1):
+            for shape in ((1, 3, 32, 32), (1, 10)):
+                r = ref.reshape(-1)[: int(np.prod(shape))].reshape(shape)
+                result = compare(r, r + noise * np.cos(np.arange(r.size)).reshape(shape))
+                if tolerances.passes("fp16", result):
+                    assert tolerances.passes("ir", result), (tolerances, noise, shape)
