@@ -28,6 +28,8 @@ def table_lines(report: VerifyReport) -> list[str]:
     for stage in report.stages:
         c = stage.comparison
         verdict = stage.note if c is None else ("pass" if stage.passed else "FAIL")
+        if c is not None and stage.note:
+            verdict += f" ({stage.note})"
         lines.append(
             f"{STAGE_TITLES[stage.stage]:<40} {stage.output[:10]:<10} "
             f"{_number(c and c.max_abs, '9.2e'):>9} {_number(c and c.mean_abs, '9.2e'):>9} "

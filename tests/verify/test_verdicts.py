@@ -104,3 +104,29 @@ def test_a_stage_never_fails_on_what_the_more_approximate_fp16_stage_accepts():
                 result = compare(r, r + noise * np.cos(np.arange(r.size)).reshape(shape))
                 if tolerances.passes("fp16", result):
                     assert tolerances.passes("ir", result), (tolerances, noise, shape)
+
+
+@pytest.mark.toolchain
+def test_a_chaotic_model_is_not_blamed_on_the_export(tmp_path):
+    from oakpipe.errors import VerificationError
+
+    with pytest.raises(VerificationError) as caught:  # FP16 cannot follow it either, rightly
+        convert(options(tmp_path, "Chaotic"))
+    report = json.loads((tmp_path / "Chaotic" / "verify.json").read_text())
+    onnx_stage = next(s for s in report["stages"] if s["stage"] == "onnx")
+    assert onnx_stage["passed"] and "FP64" in onnx_stage["note"]
+    assert report["first_failure"] in ("ir", "fp16") and "ONNX export" not in caught.value.message
+
+
+@pytest.mark.toolchain
+def test_an_onnx_model_is_blamed_on_a_node_not_on_a_stage(tmp_path):
+    from oakpipe.errors import VerificationError
+    from tests.fixtures.verdict_models import Chaotic
+
+    path = tmp_path / "chaotic.onnx"
+    torch.onnx.export(Chaotic().eval(), torch.rand(SHAPE), str(path), dynamo=False, opset_version=12)
+    with pytest.raises(VerificationError):
+        convert(ConvertOptions(model=str(path), input_shape=SHAPE, out=tmp_path / "c"))
+    report = json.loads((tmp_path / "c" / "verify.json").read_text())
+    assert report["first_failure"] in ("ir", "fp16")
+    assert report["blame"].startswith("ONNX node /") and "stage" not in report["blame"]
