@@ -150,7 +150,9 @@ def import_onnx(source: Path, options: ConvertOptions, path: Path) -> dict:
             "export the model with an NCHW image input",
         )
     for dim, value in zip(dims, options.input_shape):
-        if dim.HasField("dim_value") and dim.dim_value not in (0, value):
+        # A fixed size that differs is an error; 0, -1 (Paddle's exporter) or a named dim
+        # ("?", "batch") is dynamic and takes the --input-shape value.
+        if dim.HasField("dim_value") and dim.dim_value > 0 and dim.dim_value != value:
             raise UserError(
                 f"{source.name} takes input {[d.dim_value or d.dim_param for d in dims]}, "
                 f"but --input-shape is {list(options.input_shape)}",

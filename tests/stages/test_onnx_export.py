@@ -108,3 +108,23 @@ def test_attention_symbolics_are_removed_after_the_export(tmp_path):
     with pytest.raises(Exception, match="scaled_dot_product_attention|unflatten"):  # torch's own exporter
         torch.onnx.export(UnflattenHeads().eval(), torch.rand(1, 3, 32, 32), str(tmp_path / "plain.onnx"),
                           dynamo=False, opset_version=12)
+
+
+@pytest.mark.parametrize("dynamic", [-1, "?"], ids=["minus-one", "question-mark"])
+def test_onnx_with_paddle_style_dynamic_dims_takes_the_input_shape(tmp_path, dynamic):
+    """Paddle's exporter writes dynamic dims as -1 or names them "?": they are not sizes."""
+    import torch
+
+    src = tmp_path / "src.onnx"
+    torch.onnx.export(small_cnn().eval(), torch.rand(1, 3, 32, 32), str(src), dynamo=False, opset_version=12)
+    model = onnx.load(str(src))
+    for index in (0, 2, 3):
+        dim = model.graph.input[0].type.tensor_type.shape.dim[index]
+        dim.Clear()
+        if isinstance(dynamic, int):
+            dim.dim_value = dynamic
+        else:
+            dim.dim_param = dynamic
+    onnx.save(model, str(src))
+    info = import_onnx(src, OPTIONS, tmp_path / "m.onnx")
+    assert info["inputs"][0]["shape"] == [1, 3, 32, 32]

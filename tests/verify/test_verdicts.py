@@ -130,3 +130,12 @@ def test_an_onnx_model_is_blamed_on_a_node_not_on_a_stage(tmp_path):
     report = json.loads((tmp_path / "c" / "verify.json").read_text())
     assert report["first_failure"] in ("ir", "fp16")
     assert report["blame"].startswith("ONNX node /") and "stage" not in report["blame"]
+
+
+def test_export_name_comes_from_the_class_or_the_file_not_the_factory(tmp_path):
+    from oakpipe.models.source import parse_model_spec
+
+    path = tmp_path / "segmenter.py"
+    path.write_text("import torch\n\nclass UNet(torch.nn.Module):\n    pass\n\ndef make():\n    return UNet()\n")
+    assert parse_model_spec(f"{path}:make").name == "segmenter"
+    assert parse_model_spec(f"{path}:UNet").name == "unet"
