@@ -274,6 +274,7 @@ AGREES_WITH_WHOLE_COMPILE = {  # model -> does the whole device graph compile (m
     "LayerNormHead": False,  # LayerNorm (MVN) on a rank-2 tensor: "only 3D and 4D supported"
     "TinyViT": True,  # TransformerEncoderLayer: attention in its math form at opset 12
     "UnflattenHeads": True,  # F.scaled_dot_product_attention with unflatten, as timm writes it
+    "ChannelsLastMLP": True,  # Linear over 256 rows, rewritten as 1x1 Convs
 }
 
 
