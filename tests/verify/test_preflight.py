@@ -18,6 +18,7 @@ from oakpipe.errors import UnsupportedModelError
 from oakpipe.options import ConvertOptions
 from oakpipe.preprocessing import Preprocessing
 from oakpipe.verify import preflight as pf
+from oakpipe.verify import probe_cache
 from tests.fixtures.models import WithCumSum, small_cnn
 
 
@@ -35,7 +36,7 @@ def device_graph(module: nn.Module, folder: Path, shape=(1, 3, 32, 32)) -> Path:
 def cache(tmp_path, monkeypatch) -> Path:
     """A private verdict cache, so every test starts cold and leaves the shared one alone."""
     path = tmp_path / "probe_cache.json"
-    monkeypatch.setattr(pf, "cache_path", lambda: path)
+    monkeypatch.setattr(probe_cache, "cache_path", lambda: path)
     return path
 
 
