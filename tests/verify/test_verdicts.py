@@ -139,3 +139,17 @@ def test_export_name_comes_from_the_class_or_the_file_not_the_factory(tmp_path):
     path.write_text("import torch\n\nclass UNet(torch.nn.Module):\n    pass\n\ndef make():\n    return UNet()\n")
     assert parse_model_spec(f"{path}:make").name == "segmenter"
     assert parse_model_spec(f"{path}:UNet").name == "unet"
+
+
+@pytest.mark.toolchain
+def test_cli_compile_timeout_is_an_unsupported_model_exit_3(tmp_path):
+    """A budget no compile can meet: the CLI says the compiler did not finish (exit 3), not
+    that the toolchain is broken (exit 5), and writes no blob. (The preflight or, when its
+    verdicts are cached, the blob compile runs out: both say so in the same words.)"""
+    from tests.test_cli import assert_one_line_error, oakpipe
+
+    proc = oakpipe("convert", "halve", "--input-shape", "1,3,32,32", "--compile-timeout", "0.001",
+                   "--no-cache", "--out", str(tmp_path / "h"), cwd=tmp_path)
+    assert_one_line_error(proc, 3, "did not finish in 0.001 s", "--compile-timeout")
+    assert not list(tmp_path.rglob("*.blob"))
+
