@@ -46,7 +46,7 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", type=Path, help="photograph to verify on (default: a built-in one)")
     parser.add_argument("--compile-timeout", type=float, default=600.0, metavar="SECONDS",
                         help="budget of the MyriadX blob compile, and of the preflight's probes (default 600)")
-    parser.add_argument("--tolerance", help="per-stage limits, e.g. fp16=30,ir=45 (dB for image outputs) "
+    parser.add_argument("--tolerance", help="per-stage limits, e.g. fp16=30,ov2021=50 (dB for image outputs) "
                         "or fp16=0.05 (max error relative to the output's range)")
     from oakpipe.config_file import track_explicit
 

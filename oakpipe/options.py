@@ -63,7 +63,7 @@ class ConvertOptions:
     weights_dir: Path | None = None
     verify: bool = True
     verify_image: Path | None = None
-    tolerance: str | None = None  # "fp16=30,ir=45": see oakpipe.verify.core.parse_tolerances
+    tolerance: str | None = None  # "fp16=30,ov2021=50": see oakpipe.verify.core.parse_tolerances
     compiler: str = "offline"  # "blobconverter" uploads the model to Luxonis' web compiler (opt-in)
     compile_timeout: float = 600.0  # seconds for the blob compile, and again for the preflight's probes
 

@@ -77,7 +77,7 @@ class Tolerances:
 
 
 def parse_tolerances(text: str | None) -> Tolerances:
-    """``fp16=30,ir=45`` (dB for image outputs) or ``fp16=0.05`` (relative, other outputs)."""
+    """``fp16=30,ov2021=50`` (dB for image outputs) or ``fp16=0.05`` (relative, other outputs)."""
     tolerances = Tolerances()
     if not text:
         return tolerances
