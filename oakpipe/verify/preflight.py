@@ -59,7 +59,7 @@ from oakpipe.verify.estimates import (  # noqa: F401  (re-exported: the prefligh
     estimates_of,
     largest_layers,
 )
-from oakpipe.verify.probes import Graph, ProbePlan, Problem, _adapted_inputs, _unprobe_names, adapter_shape  # noqa: F401
+from oakpipe.verify.probes import Graph, ProbePlan, Problem, adapted_inputs, adapter_shape, unprobe_names  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -180,10 +180,10 @@ def preflight(device_onnx: Path, *, shaves: int = 6, use_cache: bool = True,
         for node in nodes:
             module = pytorch_module_of(node.name) if node.name else None
             name = node.name or node.output[0]
-            message = _unprobe_names(verdict["message"], node)
+            message = unprobe_names(verdict["message"], node, inputs=digest not in plan.fused)
             if not faithful:
                 inconclusive.append(f"{node.op_type} ({name}{f', PyTorch module {module}' if module else ''}): "
-                                    f"its input {_adapted_inputs(node, graph)} cannot be fed to a "
+                                    f"its input {adapted_inputs(node, graph)} cannot be fed to a "
                                     f"probe as the whole graph feeds it; left to the whole-model compile "
                                     f"(the probe said: {message[:200]})")
                 continue

@@ -334,16 +334,18 @@ def canonical_constant(value: np.ndarray) -> np.ndarray:
     return value
 
 
-def _adapted_inputs(node, graph: Graph) -> str:
+def adapted_inputs(node, graph: Graph) -> str:
     """The inputs of ``node`` that a probe reaches through a Reshape, with their shapes."""
     names = [n for n in dict.fromkeys(node.input) if n and n not in graph.constants
              and adapter_shape(graph.static_shape(n) or [1, 1, 1, 1]) is not None]
     return ", ".join(f"{n} {graph.describe_dims(n)}" for n in names) or "(none)"
 
 
-def _unprobe_names(message: str, node) -> str:
-    """The compiler names the probe's tensors (x0, c1, y0): give them the model's names."""
-    for prefix, names in (("x", node.input), ("c", node.input), ("y", node.output)):
+def unprobe_names(message: str, node, inputs: bool = True) -> str:
+    """The compiler names the probe's tensors (x0, c1, y0): give them the model's names.
+    ``inputs`` False: a pattern probe, whose inputs are not numbered as the node's."""
+    pairs = (("x", node.input), ("c", node.input), ("y", node.output)) if inputs else (("y", node.output),)
+    for prefix, names in pairs:
         for i, name in enumerate(names):
             if name:
                 message = message.replace(f'"{prefix}{i}"', f'"{name}"')
