@@ -86,7 +86,7 @@ def convert(model: Any = None, progress: bool | Progress = False, *, name: str |
                         "pass an nn.Module, a model name or a path")
     from oakpipe.models.source import source_of_module
 
-    source = source_of_module(model.eval(), name)
+    source = source_of_module(model, name)  # not .eval(): the stages pin eval and restore its flags
     options.setdefault("out", Path("exports") / source.name)
     return convert_with_options(convert_options(source.spec, **options), reporter, source=source)
 

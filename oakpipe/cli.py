@@ -23,7 +23,7 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="built-in name (halve), path/to/file.py:NAME or "
                         "path/to/model.onnx (optional when --config sets input_model)")
     parser.add_argument("--config", type=Path, help="YAML file with modelconverter-style keys (input_model, shape, "
-                        "mean_values, scale_values, encoding, rvc2.number_of_shaves, opset, weights, style, alpha, "
+                        "mean_values, scale_values, encoding, rvc2.number_of_shaves, opset, weights, style, alpha, compile_timeout, "
                         "output_dir); options typed here win over the file")
     parser.add_argument("--compiler", choices=["offline", "blobconverter"], default="offline",
                         help="offline: the private OpenVINO 2021.4 compiler (default); blobconverter: UPLOAD the "
@@ -45,7 +45,9 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="recompute every stage")
     parser.add_argument("--no-verify", action="store_true", help="skip the stage-by-stage verification")
     parser.add_argument("--image", type=Path, help="photograph to verify on (default: a built-in one)")
-    parser.add_argument("--tolerance", help="per-stage limits, e.g. fp16=30,ir=45 (dB for image outputs) "
+    parser.add_argument("--compile-timeout", type=float, default=600.0, metavar="SECONDS",
+                        help="budget of the MyriadX blob compile, and of the preflight's probes (default 600)")
+    parser.add_argument("--tolerance", help="per-stage limits, e.g. fp16=30,ov2021=50 (dB for image outputs) "
                         "or fp16=0.05 (max error relative to the output's range)")
     from oakpipe.config_file import track_explicit
 
@@ -63,7 +65,7 @@ def convert_options(args: argparse.Namespace):
         scale_values=args.scale_values, reverse_input_channels=args.reverse_input_channels, shaves=args.shaves,
         weights=args.weights, out=args.out, use_cache=not args.no_cache, style=args.style, alpha=args.alpha,
         weights_dir=args.weights_dir, verify=not args.no_verify, image=args.image, tolerance=args.tolerance,
-        compiler=args.compiler,
+        compiler=args.compiler, compile_timeout=args.compile_timeout,
     )
 
 

@@ -160,7 +160,7 @@ def config_values(config: ConfigFile, check_shape: bool = True) -> dict[str, Any
         "reverse_input_channels": None if config.encoding is None else config.encoding.from_ != config.encoding.to,
         "shaves": config.rvc2.number_of_shaves if config.rvc2 else None,
         "weights": config.path(config.weights), "style": config.path(config.style),
-        "out": config.path(config.output_dir),
+        "out": config.path(config.output_dir), "compile_timeout": config.compile_timeout,
     }
     values = {dest: v for dest, v in values.items() if v is not None}
     if config.input_model is not None:

@@ -54,6 +54,7 @@ class ConfigFile(BaseModel):
     style: StrictStr | None = None
     alpha: StrictFloat | None = None
     output_dir: StrictStr | None = None
+    compile_timeout: StrictFloat | StrictInt | None = None  # seconds (--compile-timeout)
     #: The file itself (not a key): errors name it, relative paths start at its folder.
     _source: Path = PrivateAttr(Path("oakpipe.yaml"))
 

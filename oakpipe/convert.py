@@ -423,7 +423,8 @@ class StageRunner:
 
             offline = self.options.compiler == "offline"  # the preflight needs the offline compiler
             report = self.preflight(device_onnx) if offline else None
-            info = build_blob(device_onnx, paths[blob_name], self.options.shaves, self.options.compiler)
+            info = build_blob(device_onnx, paths[blob_name], self.options.shaves, self.options.compiler,
+                              timeout=self.options.compile_timeout)
             preflight = report.to_dict() if report else None
             if preflight and preflight.get("model"):  # its name, not this machine's path
                 preflight["model"] = Path(preflight["model"]).name
@@ -437,7 +438,7 @@ class StageRunner:
             return None
         from oakpipe.verify.preflight import preflight, raise_if_rejected
 
-        report = preflight(device_graph, shaves=self.options.shaves)
+        report = preflight(device_graph, shaves=self.options.shaves, timeout=self.options.compile_timeout)
         quiet = report.ok and not report.warnings and not report.inconclusive
         for line in [report.summary()] if quiet else report.lines():
             self.progress.say("    " + line)
@@ -484,7 +485,7 @@ class StageRunner:
             failed = [s.stage for s in report.stages if not s.passed]
             summary = "verification passed" if report.passed else (
                 f"stage {report.first_failure} fails; first layer: {report.blame}" if failed
-                else f"{len(report.fp16_flags)} tensor(s) leave the FP16 range")
+                else f"{len(report.fp16_overflows)} tensor(s) overflow FP16 (above 65504)")
             return {"passed": report.passed, "summary": summary, "table": lines}
 
         info = self._run("verify", key, list(REPORT_FILES), body, invalidates_export=False)

@@ -76,8 +76,9 @@ class ConvertOptions:
     weights_dir: Path | None = None
     verify: bool = True
     verify_image: Path | None = None
-    tolerance: str | None = None  # "fp16=30,ir=45": see oakpipe.verify.core.parse_tolerances
+    tolerance: str | None = None  # "fp16=30,ov2021=50": see oakpipe.verify.core.parse_tolerances
     compiler: str = "offline"  # "blobconverter" uploads the model to Luxonis' web compiler (opt-in)
+    compile_timeout: float = 600.0  # seconds for the blob compile, and again for the preflight's probes
 
     def __post_init__(self) -> None:
         validate_input_shape(self.input_shape)
@@ -94,6 +95,9 @@ class ConvertOptions:
         check_finite_contract(self.preprocessing)
         if not 0.0 <= self.alpha <= 1.0:
             raise UserError(f"--alpha {self.alpha} is outside [0, 1]", "0 keeps the content, 1 is full style")
+        if not self.compile_timeout > 0:
+            raise UserError(f"--compile-timeout {self.compile_timeout} is not a positive number of seconds",
+                            "e.g. --compile-timeout 1800 for a large model")
         if self.compiler not in COMPILERS:
             raise UserError(f"--compiler {self.compiler!r} is unknown", f"use one of: {', '.join(COMPILERS)}")
         for label, path in (("--weights", self.weights), ("--style", self.style), ("--image", self.verify_image)):

@@ -30,6 +30,8 @@ def build_module(source: ModelSource, options: ConvertOptions) -> nn.Module:
             load_weights(module, options.weights)
     else:
         raise AssertionError(f"no torch module for a {source.kind} model")
+    if source.kind == "module":
+        return module  # the caller's object: export and verify pin eval mode and restore its flags
     return module.eval()
 
 

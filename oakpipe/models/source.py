@@ -80,6 +80,19 @@ def names_a_model(spec: str) -> bool:
     return Path(file_part).suffix.lower() in (".py", ".onnx", ".xml")
 
 
+def export_name(path: Path, attr: str) -> str:
+    """A class names the model (``net.py:UNet`` -> unet); a factory function does not
+    (``net.py:make`` -> net, the file's name). Read with ``ast``, without importing."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return attr.lower()
+    functions = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return path.stem.lower() if attr in functions else attr.lower()
+
+
 def parse_model_spec(spec: str) -> ModelSource:
     """Resolve MODEL, or raise a UserError that says what MODEL may be."""
     if spec in BUILTINS:
@@ -91,7 +104,7 @@ def parse_model_spec(spec: str) -> ModelSource:
             raise UserError(f"model file {file_part} not found", "check the path before ':NAME'")
         if not attr.isidentifier():
             raise UserError(f"{attr!r} is not a Python name", "use path/to/file.py:ClassName")
-        return ModelSource("python", safe_name(attr.lower()), spec, path.resolve(), attr)
+        return ModelSource("python", safe_name(export_name(path, attr)), spec, path.resolve(), attr)
     path = Path(spec)
     if path.suffix.lower() == ".onnx":
         if not path.is_file():

@@ -15,7 +15,7 @@ import onnx
 
 from oakpipe.blobfile import BlobInfo, read_blob, stamp_version
 from oakpipe.errors import InternalError, UnsupportedModelError
-from oakpipe.toolchain import compile_onnx_to_blob
+from oakpipe.toolchain import DEFAULT_COMPILE_TIMEOUT, CompilerTimeout, compile_onnx_to_blob
 
 
 def blob_file_name(name: str, shaves: int) -> str:
@@ -23,13 +23,14 @@ def blob_file_name(name: str, shaves: int) -> str:
     return f"{name}_openvino_2021.4_{shaves}shave.blob"
 
 
-def build_blob(device_onnx: Path, blob_path: Path, shaves: int, compiler: str = "offline") -> dict:
+def build_blob(device_onnx: Path, blob_path: Path, shaves: int, compiler: str = "offline",
+               timeout: float = DEFAULT_COMPILE_TIMEOUT) -> dict:
     if compiler == "blobconverter":  # opt-in only: it uploads the model to Luxonis' server
         from oakpipe.compilers.blobconverter_client import compile_with_blobconverter
 
         result = compile_with_blobconverter(device_onnx, blob_path, shaves)
     else:
-        result = compile_onnx_to_blob(device_onnx, blob_path, shaves)
+        result = compile_with_budget(device_onnx, blob_path, shaves, timeout)
     if not result["ok"]:
         raise compiler_error(result, device_onnx)
     stamp_version(blob_path)
@@ -38,6 +39,20 @@ def build_blob(device_onnx: Path, blob_path: Path, shaves: int, compiler: str = 
     return {"blob": info.to_dict(), "compiler": result.get("openvino_version"),
             "device_wait_skipped": result.get("device_wait_skipped"), "compiler_timings": result.get("timings"),
             "compiled_by": compiler, "server": result.get("server")}
+
+
+def compile_with_budget(device_onnx: Path, blob_path: Path, shaves: int, timeout: float) -> dict:
+    """The offline compile; past ``timeout`` the model is too slow to compile, not a broken toolchain."""
+    try:
+        return compile_onnx_to_blob(device_onnx, blob_path, shaves, timeout=timeout)
+    except CompilerTimeout:
+        from oakpipe.verify.preflight import largest_layers
+
+        raise UnsupportedModelError(
+            f"the MYRIAD compiler did not finish in {timeout:g} s on this model (its largest layers: "
+            f"{largest_layers(device_onnx)})",
+            "raise --compile-timeout, or use a smaller input size or model; no blob was written",
+        ) from None
 
 
 def check_blob(info: BlobInfo, shaves: int) -> None:
@@ -95,10 +110,19 @@ def describe_node(device_onnx: Path, layer: str) -> str:
 
 
 def pytorch_module_of(node_name: str) -> str | None:
-    """TorchScript export names nodes '/encoder/block.0/conv/Conv': the module is the path."""
+    """The module's name as PyTorch prints it, from a TorchScript export's node name.
+
+    The exporter names a child of a container with its parent's name in front
+    ('/features/features.8/conv/conv.1/Conv' is ``features.8.conv.1``): that repeated
+    prefix is dropped (attribute names cannot contain dots, so nothing else matches).
+    """
     parts = [p for p in node_name.split("/") if p]
     if not node_name.startswith("/") or not parts:
         return None
     if len(parts) == 1:
         return "(the model's own forward)"
-    return ".".join(parts[:-1])
+    names = parts[:-1]
+    path = [names[0]]
+    for parent, part in zip(names, names[1:]):
+        path.append(part[len(parent) + 1:] if part.startswith(parent + ".") else part)
+    return ".".join(path)

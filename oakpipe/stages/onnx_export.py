@@ -19,6 +19,7 @@ import onnx
 
 from oakpipe.errors import ModelError, UnsupportedModelError, UserError
 from oakpipe.options import ConvertOptions
+from oakpipe.stages.export_symbolics import attention_symbolics
 
 INPUT_NAME = "input"
 SUPPORTED_MAX_OPSET = 13  # the newest opset OpenVINO 2021.4's ONNX reader knows
@@ -48,11 +49,28 @@ def output_names_of(result: object) -> list[str]:
     )
 
 
+@contextlib.contextmanager
+def eval_mode(module):
+    """Run ``module`` in eval mode and give the user's own ``training`` flags back after.
+
+    Export and verify must see the inference model (BatchNorm on its running statistics,
+    no dropout). Each submodule's flag is saved and restored on its own, so a model the
+    user left half in training mode comes back exactly as it was.
+    """
+    flags = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in flags:
+            m.training = training
+
+
 def run_forward(module, x):
     import torch
 
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(module):
             return module(x)
     except Exception as exc:
         raise ModelError(
@@ -74,7 +92,9 @@ def _tuple_outputs(module):
             result = self.inner(x)
             return tuple(result.values()) if isinstance(result, dict) else result
 
-    return TupleOutputs(module)
+    wrapper = TupleOutputs(module)
+    wrapper.training = False  # a new module starts in training mode; .eval() would recurse
+    return wrapper
 
 
 def export_torch(module, options: ConvertOptions, path: Path) -> dict:
@@ -86,11 +106,16 @@ def export_torch(module, options: ConvertOptions, path: Path) -> dict:
     names = output_names_of(reference)
     exported = _tuple_outputs(module) if isinstance(reference, dict) else module
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        # torch.onnx.export sets the mode it exports in and then restores the wrapper's
+        # mode recursively, which would leave a wrapped user model in train():
+        # eval_mode restores every submodule's own flag afterwards.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), eval_mode(module), \
+                attention_symbolics(options.opset):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 exported, (x,), str(path), dynamo=False, opset_version=options.opset,
                 input_names=[INPUT_NAME], output_names=names, do_constant_folding=True,
+                training=torch.onnx.TrainingMode.EVAL,
             )
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -125,7 +150,9 @@ def import_onnx(source: Path, options: ConvertOptions, path: Path) -> dict:
             "export the model with an NCHW image input",
         )
     for dim, value in zip(dims, options.input_shape):
-        if dim.HasField("dim_value") and dim.dim_value not in (0, value):
+        # A fixed size that differs is an error; 0, -1 (Paddle's exporter) or a named dim
+        # ("?", "batch") is dynamic and takes the --input-shape value.
+        if dim.HasField("dim_value") and dim.dim_value > 0 and dim.dim_value != value:
             raise UserError(
                 f"{source.name} takes input {[d.dim_value or d.dim_param for d in dims]}, "
                 f"but --input-shape is {list(options.input_shape)}",

@@ -23,6 +23,21 @@ WORKER = Path(__file__).with_name("compile_worker.py")
 INSTALL_COMMAND = "oakpipe toolchain install   (or: make toolchain)"
 
 
+DEFAULT_COMPILE_TIMEOUT = 600.0  # seconds; --compile-timeout
+
+
+class CompilerTimeout(ToolchainError):
+    """The compiler ran past its time budget. Callers that know the model (the blob stage,
+    the preflight) turn it into an UnsupportedModelError naming its largest layers: the
+    compiler works, this model is slow to compile. ``output`` is what the worker printed."""
+
+    def __init__(self, message: str, seconds: float, output: str = "") -> None:
+        super().__init__(message, "raise --compile-timeout, or use a smaller input size or model")
+        self.seconds = seconds
+        self.output = output
+        self.done: list[dict] = []  # compile_probe_batch: the verdicts finished in time
+
+
 def toolchain_dir() -> Path:
     """``$OAKPIPE_TOOLCHAIN_DIR``, else ``$XDG_DATA_HOME/oakpipe/toolchain`` (shared by clones)."""
     explicit = os.environ.get("OAKPIPE_TOOLCHAIN_DIR")
@@ -89,29 +104,44 @@ def status() -> ToolchainStatus:
     return ToolchainStatus(True, location, f"{python} (Python {version})", ov)
 
 
-def compile_onnx_to_blob(onnx_path: Path, blob_path: Path, shaves: int, timeout: float = 600) -> dict:
+def compile_onnx_to_blob(onnx_path: Path, blob_path: Path, shaves: int,
+                         timeout: float = DEFAULT_COMPILE_TIMEOUT) -> dict:
     """Run the worker; return its result dict (``ok`` False carries the compiler's message)."""
     request = {"onnx": str(onnx_path), "blob": str(blob_path), "shaves": shaves}
     proc = run_worker(request, timeout, f"the MyriadX compiler ran past {timeout:.0f} s")
     return _parse_worker_output(proc)
 
 
-def compile_probe_batch(onnx_paths: list[Path], shaves: int = 6, timeout: float = 600) -> list[dict]:
+def compile_probe_batch(onnx_paths: list[Path], shaves: int = 6,
+                        timeout: float = DEFAULT_COMPILE_TIMEOUT) -> list[dict]:
     """Compile many small graphs in one worker process (the preflight's probes).
 
     Returns one verdict per path, in order: ``ok``, and ``message`` when not. Precisions
     are left as the graphs have them. If the compiler kills the process on a probe, that
     probe is reported as a crash (``crashed`` True) and the rest go to a fresh worker.
+    ``timeout`` is the budget of the whole batch; past it, CompilerTimeout carries
+    ``done``, the verdicts finished so far (the next path is the one that ran out of time).
     """
+    import time
+
     from oakpipe.toolchain.compile_worker import PROBE_PREFIX
 
+    deadline = time.monotonic() + timeout
     verdicts: list[dict] = []
     while len(verdicts) < len(onnx_paths):
         pending = onnx_paths[len(verdicts):]
         request = {"probes": [{"onnx": str(p), "blob": None} for p in pending], "shaves": shaves,
                    "input_precision": None, "output_precision": None}
-        proc = run_worker(request, timeout, f"the MyriadX compiler ran past {timeout:.0f} s on "
-                                            f"{len(pending)} probe graphs")
+        try:
+            proc = run_worker(request, max(1e-3, deadline - time.monotonic()),
+                              f"the MyriadX compiler ran past {timeout:.0f} s on {len(onnx_paths)} probe graphs")
+        except CompilerTimeout as exc:
+            exc.done = verdicts + [json.loads(line[len(PROBE_PREFIX):]) for line in exc.output.splitlines()
+                                   if line.startswith(PROBE_PREFIX)]
+            if len(exc.done) == len(onnx_paths):  # every verdict is in; only the worker's exit was late
+                return exc.done
+            exc.seconds = timeout
+            raise
         done = [json.loads(line[len(PROBE_PREFIX):]) for line in proc.stdout.splitlines()
                 if line.startswith(PROBE_PREFIX)]
         verdicts += done
@@ -143,8 +173,9 @@ def run_worker(request: dict, timeout: float, timeout_message: str, env: dict | 
     try:
         return subprocess.run([str(python), str(WORKER), request_path], capture_output=True, text=True,
                               timeout=timeout, env=environment, preexec_fn=die_with_parent(os.getpid()))
-    except subprocess.TimeoutExpired:
-        raise ToolchainError(timeout_message, "check the toolchain with: oakpipe toolchain status") from None
+    except subprocess.TimeoutExpired as exc:  # subprocess.run has killed the worker
+        output = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        raise CompilerTimeout(timeout_message, timeout, output) from None
     finally:
         os.unlink(request_path)
 

@@ -29,12 +29,22 @@ STAGE_TITLES = {
     "ov2021": "2021.4 frontend (the compiler's reader)",
     "fp16": "FP16 emulation",
 }
-#: Image outputs pass on PSNR (dB, peak = the reference's range): FP32 stages differ only
-#: by rounding order; the IR stores FP16 weights; OpenVINO 2021.4's CPU plugin reads the
-#: device graph with the compiler's own (older) frontend and its own FP32 kernels; the
-#: device computes in FP16 (35 dB is visually lossless). Other outputs pass on max error relative to the reference's range.
-DEFAULT_MIN_PSNR = {"onnx": 80.0, "device": 80.0, "ir": 50.0, "ov2021": 60.0, "fp16": 35.0}
-DEFAULT_MAX_RELATIVE = {"onnx": 1e-4, "device": 1e-4, "ir": 1e-2, "ov2021": 1e-3, "fp16": 3e-2}
+#: Each stage's bound follows from the error it adds. Image outputs pass on PSNR (dB, peak =
+#: the reference's range), others on max error relative to the reference's range:
+#: - onnx, device: FP32 in another order of operations: 80 dB, 1e-4;
+#: - ov2021: FP32, but OpenVINO 2021.4's own (older) frontend and kernels: 60 dB, 1e-3;
+#: - ir: FP16 weights, FP32 arithmetic; fp16: FP16 weights AND every tensor in FP16, as on
+#:   the device (35 dB is visually lossless). The FP16 stage contains the IR's error, so
+#:   the IR is held to the FP16 stage's bound (INCLUDED_IN): it never fails on an error the
+#:   FP16 stage accepts, and still catches what FP16 storage cannot explain.
+DEFAULT_MIN_PSNR = {"onnx": 80.0, "device": 80.0, "ir": 35.0, "ov2021": 60.0, "fp16": 35.0}
+DEFAULT_MAX_RELATIVE = {"onnx": 1e-4, "device": 1e-4, "ir": 3e-2, "ov2021": 1e-3, "fp16": 3e-2}
+#: stage -> the later stage whose error includes all of its own: its bound is never stricter.
+INCLUDED_IN = {"ir": "fp16"}
+#: FP32 stages: when PyTorch's own FP32 result differs from FP64 by about as much as a stage
+#: (within this factor), the stage's difference is the model's rounding sensitivity.
+FP32_STAGES = ("onnx", "device", "ov2021")
+FP64_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -42,22 +52,30 @@ class Tolerances:
     min_psnr: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIN_PSNR))
     max_relative: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MAX_RELATIVE))
 
+    def psnr(self, stage: str) -> float:
+        wider = INCLUDED_IN.get(stage)
+        return min(self.min_psnr[stage], self.min_psnr[wider]) if wider else self.min_psnr[stage]
+
+    def relative(self, stage: str) -> float:
+        wider = INCLUDED_IN.get(stage)
+        return max(self.max_relative[stage], self.max_relative[wider]) if wider else self.max_relative[stage]
+
     def passes(self, stage: str, result: Comparison) -> bool:
         if result.nan or result.inf:
             return False
         if result.psnr_db is not None:
-            return result.psnr_db >= self.min_psnr[stage]
-        return result.relative_max <= self.max_relative[stage]
+            return result.psnr_db >= self.psnr(stage)
+        return result.relative_max <= self.relative(stage)
 
     def describe(self, stage: str, image: bool) -> str:
-        return f">= {self.min_psnr[stage]:g} dB" if image else f"<= {self.max_relative[stage]:g} rel"
+        return f">= {self.psnr(stage):g} dB" if image else f"<= {self.relative(stage):g} rel"
 
     def to_dict(self) -> dict:
         return {"min_psnr_db": self.min_psnr, "max_relative": self.max_relative}
 
 
 def parse_tolerances(text: str | None) -> Tolerances:
-    """``fp16=30,ir=45`` (dB for image outputs) or ``fp16=0.05`` (relative, other outputs)."""
+    """``fp16=30,ov2021=50`` (dB for image outputs) or ``fp16=0.05`` (relative, other outputs)."""
     tolerances = Tolerances()
     if not text:
         return tolerances
@@ -106,8 +124,19 @@ class VerifyReport:
         return fp16_ranges.flagged(self.ranges)
 
     @property
+    def fp16_overflows(self) -> list:
+        """Errors: inf on the device, whatever the FP16 stage measured on these inputs."""
+        return [r for r in self.fp16_flags if r.verdict == "overflow"]
+
+    @property
+    def fp16_underflows(self) -> list:
+        """Warnings: tensors below FP16's normal range keep fewer bits; the FP16 stage
+        measures what that costs the outputs, and fails the model if it matters."""
+        return [r for r in self.fp16_flags if r.verdict == "underflow"]
+
+    @property
     def passed(self) -> bool:
-        return all(s.passed for s in self.stages) and not self.fp16_flags
+        return all(s.passed for s in self.stages) and not self.fp16_overflows
 
     def to_dict(self) -> dict:
         return {
@@ -171,13 +200,41 @@ def verify_subject(subject: VerifySubject, frames: list[tuple[str, np.ndarray]],
     for stage in STAGE_ORDER:
         report.stages += stage_results(stage, reference, candidates[stage], names, tolerances)
     report.ranges = fp16_ranges.activation_ranges(subject.model_onnx, xs)
+    if any(not s.passed for s in report.stages if s.stage in FP32_STAGES) and subject.module is not None:
+        excuse_fp32_sensitivity(report.stages, reference, runners.torch64_outputs(subject.module, xs, names))
     failed = [s for s in report.stages if not s.passed]
     if failed:
         report.first_failure = failed[0].stage
         report.blame = blame(failed[0].stage, subject, truth, raw[0], xs[0])
-        if failed[0].stage == "fp16" and subject.module is None and report.fp16_flags:
-            report.blame = fp16_ranges.describe(report.fp16_flags[0])  # no modules: the range check names the node
+        if failed[0].stage == "fp16" and subject.module is None and report.fp16_overflows:
+            report.blame = fp16_ranges.describe(report.fp16_overflows[0])  # no modules: the range check names it
     return report
+
+
+def excuse_fp32_sensitivity(stages: list[StageResult], reference: list[dict], exact: list[dict] | None) -> None:
+    """Pass an FP32 stage whose difference is the model's own FP32 rounding, not the step's.
+
+    A numerically sensitive model (PyTorch FP32 already differs from the same model in FP64
+    by about as much as the ONNX export does) makes any FP32 reimplementation differ by that
+    much: blaming the export would send the user after a fault that is not there.
+    """
+    if exact is None:
+        return
+    for stage in stages:
+        if stage.passed or stage.stage not in FP32_STAGES or stage.comparison is None:
+            continue
+        own = worst_comparison([compare(e[stage.output], r[stage.output]) for e, r in zip(exact, reference)])
+        c = stage.comparison
+        if c.nan or c.inf:
+            continue
+        if c.psnr_db is not None and own.psnr_db is not None:
+            sensitive = c.psnr_db >= own.psnr_db - 20 * np.log10(FP64_FACTOR)
+        else:
+            sensitive = c.relative_max <= FP64_FACTOR * own.relative_max
+        if sensitive:
+            stage.passed = True
+            stage.note = (f"model's own FP32 rounding: PyTorch FP32 vs FP64 differs by {own.relative_max:.3g} "
+                          f"rel{f' ({own.psnr_db:.1f} dB)' if own.psnr_db is not None else ''}")
 
 
 def check_reference_is_finite(reference: list[dict], labels: list[str]) -> None:
@@ -218,6 +275,8 @@ def blame(stage: str, subject: VerifySubject, truth: Preprocessing, frame: np.nd
     if stage in ("ir", "fp16") and subject.module is not None:
         _, captured = runners.fp16_outputs(subject.module, [x], subject.output_names)
         return blame_fp16(subject.module, x, captured)
+    if stage in ("ir", "fp16"):
+        return blame_fp16_onnx(subject.model_onnx, x)
     if stage == "ov2021":
         return ("OpenVINO 2021.4's own ONNX reader computes the device graph differently, and the blob is "
                 "compiled from that reading: try another --opset, or simplify the op named in its warnings")
@@ -248,6 +307,31 @@ def blame_device_graph(subject: VerifySubject, truth: Preprocessing, frame: np.n
             module = pytorch_module_of(node)
             return f"ONNX node {node}" + (f" (PyTorch module {module})" if module else "")
     return "the device graph (no single layer stands out)"
+
+
+def blame_fp16_onnx(model_onnx: Path, x: np.ndarray) -> str:
+    """A model that started as ONNX: the first node whose FP16-rounded tensor departs."""
+    import onnx
+
+    from oakpipe.stages.blob import pytorch_module_of
+    from oakpipe.verify.fp16_onnx import round16, with_fp16_rounding
+
+    exact = runners.onnx_intermediates(model_onnx, x)
+    rounded = runners.onnx_intermediates(with_fp16_rounding(onnx.load(str(model_onnx))), round16(x))
+    nodes = runners.node_of_tensor(model_onnx)
+    for name, reference in exact.items():
+        emulated = rounded.get(name)
+        if emulated is None or emulated.shape != reference.shape:
+            continue
+        node = nodes.get(name, name)
+        module = pytorch_module_of(node)
+        where = f"ONNX node {node}" + (f" (PyTorch module {module})" if module else "")
+        if not np.isfinite(emulated).all():
+            return f"{where} (FP16 overflow: inf/NaN)"
+        spread = float(np.abs(reference).max()) or 1.0
+        if float(np.abs(emulated - reference).max()) / spread > 1e-2:
+            return f"{where} (first to lose FP16 precision: > 1% of its range)"
+    return "FP16 rounding spread over many layers (no single layer stands out)"
 
 
 def blame_fp16(module, x: np.ndarray, fp16_captured: dict) -> str:

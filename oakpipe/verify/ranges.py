@@ -67,7 +67,8 @@ def describe(rng: TensorRange) -> str:
     where = f"PyTorch module {rng.module}" if rng.module else f"ONNX node {rng.node or rng.tensor}"
     if rng.verdict == "overflow":
         return f"{where} reaches |x| = {rng.max_abs:.4g} > {FP16_MAX:g} (FP16 overflow: inf on the device)"
-    return f"{where} stays below |x| = {rng.max_abs:.3g} (FP16 keeps almost no precision there)"
+    return (f"{where} stays below |x| = {rng.max_abs:.3g}, under FP16's smallest normal number "
+            f"{FP16_MIN_NORMAL:.3g}: the device keeps fewer significant bits there (underflow)")
 
 
 def draw_chart(ranges: list[TensorRange], path: Path, limit: int = 400) -> None:

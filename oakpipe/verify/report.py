@@ -28,16 +28,22 @@ def table_lines(report: VerifyReport) -> list[str]:
     for stage in report.stages:
         c = stage.comparison
         verdict = stage.note if c is None else ("pass" if stage.passed else "FAIL")
+        if c is not None and stage.note:
+            verdict += f" ({stage.note})"
         lines.append(
             f"{STAGE_TITLES[stage.stage]:<40} {stage.output[:10]:<10} "
             f"{_number(c.max_abs if c else None, '9.2e'):>9} {_number(c.mean_abs if c else None, '9.2e'):>9} "
             f"{_number(c.psnr_db if c else None, '8.1f'):>8} {_number(c.cosine if c else None, '8.5f'):>8} "
             f"{(str(c.nan + c.inf) if c else '-'):>7} {stage.tolerance:>12}  {verdict}"
         )
-    flags = report.fp16_flags
-    lines.append(f"FP16 range: {len(report.ranges)} tensors checked, {len(flags)} flagged")
-    lines += [f"  ! {fp16_ranges.describe(r)}" for r in flags]
-    if flags:
+    over, under = report.fp16_overflows, report.fp16_underflows
+    lines.append(f"FP16 range: {len(report.ranges)} tensors checked, {len(over)} overflow, "
+                 f"{len(under)} underflow")
+    lines += [f"  ! {fp16_ranges.describe(r)}" for r in over]
+    lines += [f"  warning: {fp16_ranges.describe(r)}" for r in under[:5]]
+    if len(under) > 5:
+        lines.append(f"  warning: and {len(under) - 5} more tensors below FP16's normal range (verify.json)")
+    if over or (under and report.first_failure == "fp16"):
         lines.append(f"  remedies: {fp16_ranges.REMEDIES}")
     if report.first_failure:
         lines.append(f"first failing stage: {STAGE_TITLES[report.first_failure]}; first layer: {report.blame}")
@@ -53,9 +59,8 @@ def preflight_lines(preflight: dict) -> list[str]:
     lines += [f"problem: {p['op_type']} at {p['node']}: {p['message']}" for p in preflight["problems"]]
     lines += [f"warning: {w}" for w in preflight["warnings"]]
     lines += [f"memory: {e['cmx_verdict']}; {e['ddr_verdict']}"]
-    if e.get("estimated_fps"):
-        low, high = e["estimated_fps"]
-        lines.append(f"speed: about {low:.0f}-{high:.0f} FPS on an RVC2 ({e['fps_basis']})")
+    if e.get("rvc2"):  # the same line the preflight prints (oakpipe.estimate)
+        lines.append(f"speed: {e['rvc2']['line']} ({e['fps_basis']})")
     return lines
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from oakpipe.stages.onnx_export import eval_mode
+
 Outputs = dict[str, np.ndarray]
 
 
@@ -23,10 +25,23 @@ def torch_outputs(module, inputs: list[np.ndarray], names: list[str]) -> list[Ou
     import torch
 
     results = []
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(module):
         for x in inputs:
             results.append(_named(module(torch.from_numpy(x)), names))
     return results
+
+
+def torch64_outputs(module, inputs: list[np.ndarray], names: list[str]) -> list[Outputs] | None:
+    """The same model in FP64 on the same inputs (a copy; None if the model cannot run in
+    FP64): how far PyTorch's own FP32 result is from the exact one."""
+    import torch
+
+    try:
+        exact = copy.deepcopy(module).double().eval()
+        with torch.no_grad():
+            return [_named(exact(torch.from_numpy(x).double()), names) for x in inputs]
+    except Exception:  # float32-only code in the forward (explicit dtypes): no FP64 reference
+        return None
 
 
 def _named(result, names: list[str]) -> Outputs:
@@ -73,7 +88,7 @@ def module_outputs(module, x: np.ndarray) -> dict[str, np.ndarray]:
     handles = [m.register_forward_hook(_recording_hook(name or "(model)", captured))
                for name, m in module.named_modules()]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(module):
             module(torch.from_numpy(x))
     finally:
         for handle in handles:
@@ -159,11 +174,12 @@ def ov2021_outputs(device_graph: Path, frames: list[np.ndarray], names: list[str
     return [{n: r[n] for n in names} for r in results]
 
 
-def onnx_intermediates(path: Path, feed: np.ndarray) -> dict[str, np.ndarray]:
-    """Every float tensor the graph computes, by name, in graph order."""
+def onnx_intermediates(path: Path | onnx.ModelProto, feed: np.ndarray) -> dict[str, np.ndarray]:
+    """Every float tensor the graph (a file, or a loaded model) computes, by name, in graph order."""
     import onnxruntime as ort
 
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    loaded = path if isinstance(path, onnx.ModelProto) else onnx.load(str(path))
+    model = onnx.shape_inference.infer_shapes(loaded)
     graph = model.graph
     known = {v.name: v for v in list(graph.value_info) + list(graph.output)}
     wanted = []

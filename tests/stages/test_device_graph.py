@@ -50,3 +50,24 @@ def test_wrong_colour_order_is_visible(tmp_path):
     expected = model(torch.from_numpy(frame_to_model_input(frame, Preprocessing()))).detach().numpy()
     got = run(tmp_path / "d.onnx", frame[None].astype(np.float32))
     assert np.abs(got - expected).max() > 1e-3
+
+
+def test_many_row_linear_layers_become_1x1_convs_with_the_same_numbers(tmp_path):
+    """ConvNeXt's channels-last Linear layers: MatMul/Gemm over H*W rows, which the MYRIAD
+    compiler takes minutes on, become 1x1 Convs computing the same sums."""
+    import onnx
+
+    from tests.fixtures.verdict_models import ChannelsLastMLP
+
+    torch.manual_seed(0)
+    export_torch(ChannelsLastMLP().eval(), ConvertOptions(model="halve", input_shape=(1, 3, 32, 32)),
+                 tmp_path / "m.onnx")
+    info = build_device_graph(tmp_path / "m.onnx", Preprocessing(scale=(1.0, 1.0, 1.0), reverse_input_channels=False),
+                              tmp_path / "d.onnx")
+    assert sum(v for k, v in info["rewrites"].items() if k.startswith("MatMul/Gemm")) == 2
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "d.onnx")).graph.node]
+    assert "MatMul" not in ops and "Gemm" not in ops and ops.count("Conv") == 4
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 32, 32)).astype(np.float32)
+    want = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"input": x})[0]
+    got = ort.InferenceSession(str(tmp_path / "d.onnx")).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4 * np.abs(want).max())  # FP32 sums, other order

@@ -75,3 +75,56 @@ def torch_module():
     from torch import nn
 
     return nn.Module
+
+
+@pytest.mark.parametrize("opset", [11, 12, 13])
+@pytest.mark.parametrize("name", ["TinyViT", "UnflattenHeads"])
+def test_attention_exports_below_opset_14_in_its_math_form(tmp_path, opset, name):
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from tests.fixtures import verdict_models
+
+    torch.manual_seed(0)
+    net = getattr(verdict_models, name)().eval()
+    options = ConvertOptions(model="halve", input_shape=(1, 3, 32, 32), opset=opset)
+    export_torch(net, options, tmp_path / "m.onnx")
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    assert {"MatMul", "Softmax"} <= {n.op_type for n in model.graph.node}
+    x = torch.rand(1, 3, 32, 32)
+    got = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        want = net(x).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)  # FP32, same maths in another order
+
+
+def test_attention_symbolics_are_removed_after_the_export(tmp_path):
+    import torch
+
+    from tests.fixtures.verdict_models import UnflattenHeads
+
+    export_torch(UnflattenHeads().eval(), OPTIONS, tmp_path / "m.onnx")
+    with pytest.raises(Exception, match="scaled_dot_product_attention|unflatten"):  # torch's own exporter
+        torch.onnx.export(UnflattenHeads().eval(), torch.rand(1, 3, 32, 32), str(tmp_path / "plain.onnx"),
+                          dynamo=False, opset_version=12)
+
+
+@pytest.mark.parametrize("dynamic", [-1, "?"], ids=["minus-one", "question-mark"])
+def test_onnx_with_paddle_style_dynamic_dims_takes_the_input_shape(tmp_path, dynamic):
+    """Paddle's exporter writes dynamic dims as -1 or names them "?": they are not sizes."""
+    import torch
+
+    src = tmp_path / "src.onnx"
+    torch.onnx.export(small_cnn().eval(), torch.rand(1, 3, 32, 32), str(src), dynamo=False, opset_version=12)
+    model = onnx.load(str(src))
+    for index in (0, 2, 3):
+        dim = model.graph.input[0].type.tensor_type.shape.dim[index]
+        dim.Clear()
+        if isinstance(dynamic, int):
+            dim.dim_value = dynamic
+        else:
+            dim.dim_param = dynamic
+    onnx.save(model, str(src))
+    info = import_onnx(src, OPTIONS, tmp_path / "m.onnx")
+    assert info["inputs"][0]["shape"] == [1, 3, 32, 32]

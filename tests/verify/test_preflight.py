@@ -18,6 +18,7 @@ from oakpipe.errors import UnsupportedModelError
 from oakpipe.options import ConvertOptions
 from oakpipe.preprocessing import Preprocessing
 from oakpipe.verify import preflight as pf
+from oakpipe.verify import probe_cache
 from tests.fixtures.models import WithCumSum, small_cnn
 
 
@@ -35,7 +36,7 @@ def device_graph(module: nn.Module, folder: Path, shape=(1, 3, 32, 32)) -> Path:
 def cache(tmp_path, monkeypatch) -> Path:
     """A private verdict cache, so every test starts cold and leaves the shared one alone."""
     path = tmp_path / "probe_cache.json"
-    monkeypatch.setattr(pf, "cache_path", lambda: path)
+    monkeypatch.setattr(probe_cache, "cache_path", lambda: path)
     return path
 
 
@@ -266,3 +267,73 @@ def test_a_compiler_crash_on_one_probe_spares_the_others(tmp_path, monkeypatch):
     assert [v["ok"] for v in verdicts] == [True, False, False, True]
     assert verdicts[1]["crashed"] and "crashed" in verdicts[1]["message"]
     assert not verdicts[2].get("crashed")
+
+
+AGREES_WITH_WHOLE_COMPILE = {  # model -> does the whole device graph compile (measured)
+    "Unfold": True,  # (128, 8, 2, 2) patches: a leading dim that is not the batch
+    "TokenLayerNorm": True,  # LayerNorm (MVN) on a 3D tensor
+    "LayerNormHead": False,  # LayerNorm (MVN) on a rank-2 tensor: "only 3D and 4D supported"
+    "TinyViT": True,  # TransformerEncoderLayer: attention in its math form at opset 12
+    "UnflattenHeads": True,  # F.scaled_dot_product_attention with unflatten, as timm writes it
+    "ChannelsLastMLP": True,  # Linear over 256 rows, rewritten as 1x1 Convs
+}
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("name", sorted(AGREES_WITH_WHOLE_COMPILE))
+def test_preflight_agrees_with_the_whole_compile(name, tmp_path, cache):
+    from oakpipe import toolchain
+    from tests.fixtures import verdict_models
+
+    device = device_graph(getattr(verdict_models, name)(), tmp_path)
+    report = pf.preflight(device)
+    whole = toolchain.compile_onnx_to_blob(device, tmp_path / "whole.blob", 6)
+    assert whole["ok"] is AGREES_WITH_WHOLE_COMPILE[name], whole.get("message")
+    assert report.ok is whole["ok"], report.lines()
+    if not report.ok:
+        [problem] = report.problems
+        assert problem.module == "norm" and "MVN" in problem.message
+
+
+def test_probe_inputs_are_batch_one_images():
+    assert pf.adapter_shape([1, 8, 4, 4]) is None  # fed as it is
+    assert pf.adapter_shape([128, 8, 2, 2]) == [1, 1024, 2, 2]
+    assert pf.adapter_shape([1, 1280]) == [1, 1, 1, 1280]
+    assert pf.adapter_shape([1, 197, 192]) == [1, 1, 197, 192]
+    assert pf.adapter_shape([2, 3, 4, 5, 6]) == [1, 24, 5, 6]
+
+
+def test_a_probe_whose_adapter_fails_is_inconclusive_not_a_rejection(tmp_path, cache, monkeypatch):
+    """When the compiler refuses the Reshape that feeds a probe its real shape, the node's
+    own verdict is unknown: a note, never a rejection. (The compiler is replaced by one that
+    refuses exactly those adapters; the real one takes them.)"""
+    from tests.fixtures.verdict_models import Unfold
+
+    def refuse_adapters(paths, shaves=6, timeout=600):
+        verdicts = []
+        for path in paths:
+            names = [n.name for n in onnx.load(str(path)).graph.node]
+            adapted = any(n.startswith("probe_adapter") for n in names)
+            verdicts.append({"ok": not adapted, "message": "Reshape: Requested output shape is incompatible"})
+        return verdicts
+
+    monkeypatch.setattr("oakpipe.toolchain.compile_probe_batch", refuse_adapters)
+    report = pf.preflight(device_graph(Unfold(), tmp_path))
+    assert report.ok, report.lines()
+    assert any("Sigmoid" in note and "left to the whole-model compile" in note for note in report.inconclusive)
+
+
+@pytest.mark.toolchain
+def test_a_compile_past_its_budget_is_the_models_limit_not_a_toolchain_fault(tmp_path, cache):
+    """A budget no compile can meet (the worker's Python alone takes longer to start)."""
+    from oakpipe.stages.blob import build_blob
+
+    device = device_graph(small_cnn(), tmp_path)
+    with pytest.raises(UnsupportedModelError) as caught:
+        pf.preflight(device, timeout=0.001)
+    assert caught.value.exit_code == 3
+    assert "did not finish in 0.001 s" in caught.value.message and "Conv head" in caught.value.message
+    with pytest.raises(UnsupportedModelError, match=r"did not finish in 0.001 s on this model \(its largest layers: "
+                                                    r"Conv (mid|head|stem)"):
+        build_blob(device, tmp_path / "m.blob", 6, timeout=0.001)
+    assert not (tmp_path / "m.blob").exists()
