@@ -40,7 +40,8 @@ def module_file(name: str, package: Path = PACKAGE) -> Path | None:
 #: ``import a.b as c, d`` and ``from .a import (b, c)``, wherever they stand (inside functions
 #: too). Text that only looks like an import (in a docstring) can only add files, never hide one.
 IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w.]+(?:[ \t]+as[ \t]+\w+)?(?:[ \t]*,[ \t]*[\w.]+(?:[ \t]+as[ \t]+\w+)?)*)", re.M)
-FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n;#]*)", re.M)
+#: A parenthesised list may hold comments, and a comment may hold ")": it runs to its line's end.
+FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\((?:[^)#]|#[^\n]*)*\)|[^\n;#]*)", re.M)
 
 
 @functools.lru_cache(maxsize=None)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import onnx
 
+from oakpipe.blame import clean_compiler_message, pytorch_module_of  # noqa: F401 (also read from here)
 from oakpipe.blobfile import BlobInfo, read_blob, stamp_version
 from oakpipe.errors import InternalError, UnsupportedModelError
 from oakpipe.toolchain import DEFAULT_COMPILE_TIMEOUT, CompilerTimeout, compile_onnx_to_blob
@@ -78,15 +79,6 @@ def compiler_error(result: dict, device_onnx: Path) -> UnsupportedModelError:
     )
 
 
-def clean_compiler_message(message: str) -> str:
-    lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
-    # Drop the build machine's source locations ("/home/jenkins/.../frontend.cpp:441 ").
-    lines = [re.sub(r"^\S*/\S+\.(cpp|hpp|h):\d+\s*", "", ln) for ln in lines]
-    text = " ".join(ln for ln in lines if ln)
-    text = re.sub(r"\[ ?(GENERAL_ERROR|NOT_IMPLEMENTED|PARAMETER_MISMATCH) ?\]\s*", "", text)
-    return text[:600]
-
-
 def find_layer_name(message: str) -> str | None:
     for pattern in (r'[Ll]ayer "([^"]+)"', r"layer '([^']+)'", r"name[: ]+\"?([\w/.:-]+)\"?", r"node ([\w/.:-]+)"):
         match = re.search(pattern, message)
@@ -107,22 +99,3 @@ def describe_node(device_onnx: Path, layer: str) -> str:
             suffix = f", PyTorch module {module}" if module else ""
             return f" (ONNX node {node.name or node.output[0]}, op {node.op_type}{suffix})"
     return ""
-
-
-def pytorch_module_of(node_name: str) -> str | None:
-    """The module's name as PyTorch prints it, from a TorchScript export's node name.
-
-    The exporter names a child of a container with its parent's name in front
-    ('/features/features.8/conv/conv.1/Conv' is ``features.8.conv.1``): that repeated
-    prefix is dropped (attribute names cannot contain dots, so nothing else matches).
-    """
-    parts = [p for p in node_name.split("/") if p]
-    if not node_name.startswith("/") or not parts:
-        return None
-    if len(parts) == 1:
-        return "(the model's own forward)"
-    names = parts[:-1]
-    path = [names[0]]
-    for parent, part in zip(names, names[1:]):
-        path.append(part[len(parent) + 1:] if part.startswith(parent + ".") else part)
-    return ".".join(path)

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import shape_inference
 
-from oakpipe.stages.blob import pytorch_module_of
+from oakpipe.blame import pytorch_module_of
 from oakpipe.verify.probes import Graph
 
 log = logging.getLogger(__name__)
@@ -78,24 +78,31 @@ def estimate_warnings(estimates: Estimates) -> list[str]:
     return warnings
 
 
+def _known(graph: Graph, name: str) -> list[int]:
+    """A static shape; an unknown one raises TypeError (a node whose size cannot be counted)."""
+    shape = graph.static_shape(name)
+    if shape is None:
+        raise TypeError(f"{name} has no static shape")
+    return shape
+
+
 def macs_of(graph: Graph, node) -> int:
     """Multiply-accumulates of one node from static shapes (0 when not a MAC op or unknown)."""
     op = node.op_type
     try:
         if op in ("Conv", "ConvTranspose"):
-            x, w = graph.static_shape(node.input[0]), graph.static_shape(node.input[1])
-            y = graph.static_shape(node.output[0])
+            w = _known(graph, node.input[1])
             # the weight's dim 1 is already per group (Cin/group, or Cout/group)
             kernel = int(np.prod(w[2:]))
             if op == "Conv":  # weight (Cout, Cin/group, k...): each output element
-                return int(np.prod(y)) * w[1] * kernel
+                return int(np.prod(_known(graph, node.output[0]))) * w[1] * kernel
             # ConvTranspose weight (Cin, Cout/group, k...): each input element scatters
-            return int(np.prod(x)) * w[1] * kernel
+            return int(np.prod(_known(graph, node.input[0]))) * w[1] * kernel
         if op == "MatMul":
-            a, y = graph.static_shape(node.input[0]), graph.static_shape(node.output[0])
+            a, y = _known(graph, node.input[0]), _known(graph, node.output[0])
             return int(np.prod(y)) * a[-1]
         if op == "Gemm":
-            a, y = graph.static_shape(node.input[0]), graph.static_shape(node.output[0])
+            a, y = _known(graph, node.input[0]), _known(graph, node.output[0])
             trans_a = next((x.i for x in node.attribute if x.name == "transA"), 0)
             return int(np.prod(y)) * (a[0] if trans_a else a[1])
     except (TypeError, IndexError):
@@ -120,7 +127,7 @@ def estimates_of(graph: Graph, shaves: int = 6) -> Estimates:
         shape = graph.static_shape(name)
         if shape is not None:
             sizes[name] = int(np.prod(shape)) * FP16_BYTES
-    largest = max(sizes, key=sizes.get, default=None)
+    largest = max(sizes, key=lambda name: sizes[name], default=None)
     largest_bytes = sizes.get(largest, 0) if largest else 0
     peak = peak_live(graph, sizes)
     weight_bytes = params * FP16_BYTES
@@ -140,10 +147,11 @@ def estimates_of(graph: Graph, shaves: int = 6) -> Estimates:
     except Exception as exc:  # an estimate must never stop a convert: say it could not be made
         fps, basis, record = None, f"no RVC2 estimate: {type(exc).__name__}: {exc}", None
     else:
-        fps = tuple(round(x, 2) for x in rvc2.fps_range)
+        low, high = rvc2.fps_range
+        fps = (round(low, 2), round(high, 2))
         basis, record = rvc2.basis, {**rvc2.to_dict(), "line": rvc2.line()}
     return Estimates(macs, round(macs / 1e9, 4), params, weight_bytes, largest_bytes, largest,
-                     tuple(graph.static_shape(largest)) if largest else None, peak, fits_cmx, cmx, ddr,
+                     tuple(_known(graph, largest)) if largest else None, peak, fits_cmx, cmx, ddr,
                      fits_ddr, ddr_text, fps, basis, record)
 
 

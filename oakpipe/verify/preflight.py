@@ -45,8 +45,8 @@ from pathlib import Path
 import onnx
 from onnx import shape_inference
 
+from oakpipe.blame import pytorch_module_of
 from oakpipe.errors import UnsupportedModelError, UserError
-from oakpipe.stages.blob import pytorch_module_of
 from oakpipe.verify import probe_cache
 from oakpipe.verify.estimates import (  # noqa: F401  (re-exported: the preflight's public names)
     TARGET_FPS,

@@ -5,11 +5,10 @@ compiler's version, the probe format and the SHAVE count, in
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from oakpipe.stages.blob import clean_compiler_message
+from oakpipe.blame import clean_compiler_message
+from oakpipe.manifest import write_atomic
 from oakpipe.verify.probes import PROBE_FORMAT
 
 CACHE_NAME = "preflight_probes.json"
@@ -41,18 +40,11 @@ def save_cache(new: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = load_cache()
     data.update(new)
-    fd, tmp = tempfile.mkstemp(prefix=".preflight-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=0, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, indent=0, sort_keys=True).encode())
 
 
 def verdict_of(result: dict) -> dict:
-    verdict = {"ok": bool(result.get("ok"))}
+    verdict: dict[str, object] = {"ok": bool(result.get("ok"))}
     if not verdict["ok"]:
         verdict["message"] = clean_compiler_message(result.get("message", "")) or "no message"
         if result.get("crashed"):

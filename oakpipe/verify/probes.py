@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from oakpipe.stages.blob import pytorch_module_of
+from oakpipe.blame import pytorch_module_of
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Graph:
     def __init__(self, model: onnx.ModelProto) -> None:
         self.model = model
         g = model.graph
-        self.types: dict[str, tuple[int, list]] = {}  # name -> (elem_type, dims: int or str or None)
+        self.types: dict[str, tuple[int, list | None]] = {}  # name -> (elem_type, dims: int or str or None)
         for value in list(g.input) + list(g.value_info) + list(g.output):
             t = value.type.tensor_type
             if value.type.HasField("tensor_type") and t.elem_type:
@@ -211,7 +211,7 @@ class Graph:
             return ()
         sub = producers.get(node.input[0])
         mean = producers.get(sub.input[1]) if sub is not None and sub.op_type == "Sub" else None
-        if mean is None or mean.op_type != "ReduceMean" or mean.input[0] != sub.input[0]:
+        if sub is None or mean is None or mean.op_type != "ReduceMean" or mean.input[0] != sub.input[0]:
             return ()
         found, stack = {id(sub): sub, id(mean): mean}, [node.input[1]]
         while stack and len(found) <= 8:
@@ -256,7 +256,7 @@ class Graph:
             rename[name] = f"x{i}"
             elem, _ = self.types[name]
             shape = self.static_shape(name)
-            fed = adapter_shape(shape)
+            fed = adapter_shape(shape)  # type: ignore[arg-type]  # an unknown shape raises TypeError, as it always did
             if fed is None:
                 inputs.append(helper.make_tensor_value_info(f"x{i}", elem, shape))
                 continue
