@@ -53,7 +53,7 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
     """A temporary sibling of ``path`` to write; renamed onto ``path`` when the block ends
     without an error, removed in every case. oakpipe's one way to put a file under its final
     name (a reader never sees half a file). The stage cache renames its artifacts itself,
-    all at once, after hashing them; the verdict cache in verify/ keeps its own copy still."""
+    all at once, after hashing them."""
     tmp = temporary_sibling(path)
     try:
         yield tmp
