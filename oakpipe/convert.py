@@ -154,6 +154,12 @@ VERIFY_CODE = ("verify/core.py", "verify/runners.py", "verify/ranges.py", "verif
                "verify/samples.py", "verify/report.py", "data/astronaut.jpg")
 
 
+def attach_task(info: dict, module) -> dict:
+    """Keep what a task model's outputs mean (oakpipe.tasks) in the ONNX stage's record."""
+    task = getattr(module, "oakpipe_task", None)
+    return {**info, "task": task.to_dict()} if task is not None else info
+
+
 def code_hash(*relative: str) -> str:
     """A stage's own code is one of its tools: a change to it must invalidate the cache."""
     return sha256_json({name: sha256_file(PACKAGE / name) for name in relative})
@@ -224,7 +230,8 @@ class StageRunner:
             "source": source.fingerprint(), "extra": extra_inputs(options),
             "input_shape": options.input_shape, "opset": options.opset, "alpha": options.alpha,
             "tools": tool_versions("oakpipe", "torch", "onnx", "onnxslim"),
-            "code": code_hash("stages/onnx_export.py", "stages/opset_downgrade.py", "models/loader.py"),
+            "code": code_hash("stages/onnx_export.py", "stages/opset_downgrade.py", "models/loader.py",
+                              "tasks/ultralytics_model.py"),
         }
 
         def body(paths: dict[str, Path]) -> dict:
@@ -234,7 +241,8 @@ class StageRunner:
             if source.kind == "onnx":
                 assert source.path is not None
                 return onnx_export.import_onnx(source.path, options, path)
-            return onnx_export.export_torch(self.module(source), options, path)
+            info = onnx_export.export_torch(self.module(source), options, path)
+            return attach_task(info, self.module(source))
 
         return self._run("onnx", key, [f"{source.name}.onnx"], body)
 
@@ -329,15 +337,16 @@ class StageRunner:
 
     def archive(self) -> dict:
         name = self.manifest.data["model"]["name"]
+        task = self.manifest.stages.get("onnx", {}).get("info", {}).get("task")  # set by attach_task
         key = {"blob": self._sha("blob"), "name": name, "tools": tool_versions("oakpipe"),
-               "code": code_hash("stages/archive.py")}
+               "code": code_hash("stages/archive.py", "tasks/heads.py"), "task": task}
         blob_path = self.manifest.artifact("blob", ".blob")
 
         def body(paths: dict[str, Path]) -> dict:
             from oakpipe.blobfile import read_blob
             from oakpipe.stages.archive import build_archive
 
-            return build_archive(name, blob_path, read_blob(blob_path), paths[f"{name}.tar.xz"])
+            return build_archive(name, blob_path, read_blob(blob_path), paths[f"{name}.tar.xz"], task)
 
         return self._run("archive", key, [f"{name}.tar.xz"], body)
 

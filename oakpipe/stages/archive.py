@@ -50,8 +50,12 @@ def archive_config(name: str, blob_name: str, blob: BlobInfo) -> dict:
     }
 
 
-def build_archive(name: str, blob_path: Path, blob: BlobInfo, archive_path: Path) -> dict:
+def build_archive(name: str, blob_path: Path, blob: BlobInfo, archive_path: Path, task: dict | None = None) -> dict:
     config = archive_config(name, blob_path.name, blob)
+    if task:  # a detector/classifier: name the parser that decodes it (luxonis-ml's head schema)
+        from oakpipe.tasks.heads import archive_heads
+
+        config["model"]["heads"] = archive_heads(task, config)
     payload = json.dumps(config, indent=2).encode()
     with tarfile.open(archive_path, "w:xz", preset=1) as tar:  # blobs barely compress: be quick
         info = tarfile.TarInfo("config.json")

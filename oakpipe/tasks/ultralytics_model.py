@@ -1,0 +1,177 @@
+"""MODEL as an Ultralytics checkpoint (``best.pt``) or YAML (``yolo11n.yaml``), cut for RVC2.
+
+Loading: a ``best.pt`` is a pickle of Ultralytics' classes. It is read with Ultralytics'
+own restricted loader (``torch_safe_load(..., safe_only=True)``: ``torch.load`` with
+``weights_only=True`` and an allow-list of Ultralytics' and torch's model classes), so a
+file holding any other class is refused rather than executed. Ultralytics is imported only
+when the user passes such a file.
+
+Export: the head is cut where Luxonis' own tools cut it for RVC2. The blob computes, per
+stride, the DFL box distances, the sigmoid class scores and their maximum; the grid/stride
+box decode, thresholding and NMS run on the host (depthai-nodes' YOLO parser). The MYRIAD
+compiler and FP16 handle the decode poorly (pixel coordinates up to the input size beside
+scores in [0, 1] in one concatenated tensor, anchor tables folded to constants) and the cut
+keeps the blob smaller; the per-stride layout is what depthai-nodes and Luxonis' archives use.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from oakpipe.errors import ModelError, UnsupportedModelError, UserError
+from oakpipe.tasks.info import TaskInfo
+
+SUFFIXES = (".pt", ".yaml", ".yml")
+SUBTYPE = "yolov8"  # depthai-nodes decodes v8, v9, 11 and v5u anchor-free heads alike
+
+
+def is_ultralytics_spec(spec: str) -> bool:
+    return Path(spec).suffix.lower() in SUFFIXES
+
+
+def import_ultralytics():
+    try:
+        import ultralytics
+    except ImportError as exc:
+        raise UserError(
+            "an Ultralytics checkpoint or YAML needs the ultralytics package",
+            "pip install 'oakpipe[ultralytics]' (ultralytics 8.4)",
+        ) from exc
+    return ultralytics
+
+
+def load_model(path: Path) -> nn.Module:
+    """The Ultralytics model (DetectionModel, ClassificationModel, ...), FP32, eval mode."""
+    ultralytics = import_ultralytics()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        from ultralytics import YOLO
+
+        try:
+            return YOLO(str(path)).model.float().eval()
+        except Exception as exc:
+            raise UserError(f"{path.name} is not an Ultralytics model YAML ({exc})", "check the file") from exc
+    from ultralytics.nn.tasks import torch_safe_load
+
+    try:
+        ckpt, _ = torch_safe_load(str(path), safe_only=True)
+    except Exception as exc:
+        raise UserError(
+            f"{path.name} cannot be loaded by Ultralytics {ultralytics.__version__} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]})",
+            "pass a checkpoint saved by Ultralytics 8.x (best.pt from `yolo train`), or export it to ONNX",
+        ) from exc
+    model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else None
+    if not isinstance(model, nn.Module):
+        raise UserError(f"{path.name} holds no Ultralytics model", "pass the best.pt that `yolo train` wrote")
+    return model.float().eval()
+
+
+def task_of(model: nn.Module, declared: str | None = None) -> str:
+    from ultralytics.nn.tasks import guess_model_task
+
+    task = getattr(model, "task", None) or guess_model_task(model)
+    if declared and declared != task:
+        raise UserError(f"--task {declared} does not match the checkpoint's task {task}", f"drop --task or use {task}")
+    return task
+
+
+def class_names(model: nn.Module) -> list[str]:
+    names = getattr(model, "names", None) or {}
+    if isinstance(names, dict):
+        return [str(names[i]) for i in sorted(names)]
+    return [str(n) for n in names]
+
+
+def build(path: Path, declared_task: str | None = None) -> tuple[nn.Module, TaskInfo]:
+    """The export-ready module (head cut for RVC2) and what its outputs mean."""
+    model = load_model(path)
+    task = task_of(model, declared_task)
+    names = class_names(model)
+    family = f"ultralytics {import_ultralytics().__version__} {path.stem}"
+    if task == "classify":
+        return ClassifyExport(model), TaskInfo("classify", names, ["output"], family=family)
+    if task != "detect":
+        raise UnsupportedModelError(
+            f"Ultralytics {task} models are not exported yet (detect and classify are)",
+            "export it with Ultralytics to ONNX and pass the .onnx (raw outputs, no decoding)",
+        )
+    head = model.model[-1]
+    if getattr(head, "end2end", False):
+        raise UnsupportedModelError(
+            f"{path.name} has an end-to-end (NMS-free) head, which the RVC2 cut does not support yet",
+            "train a YOLOv8/YOLO11 (one-to-many) model, or export to ONNX and pass the .onnx",
+        )
+    if len(names) != head.nc:
+        raise ModelError(f"{path.name} names {len(names)} classes but its head predicts {head.nc}", "fix model.names")
+    cut = copy.deepcopy(model)
+    cut.model[-1] = DetectCut(head)
+    strides = [int(s) for s in head.stride.tolist()]
+    outputs = [f"output{i + 1}_yolov8" for i in range(len(strides))]  # depthai-nodes selects "_yolo" layers
+    info = TaskInfo("detect", names, outputs, strides, SUBTYPE, family=family)
+    return DetectExport(cut, outputs), info
+
+
+class DetectCut(nn.Module):
+    """Detect head up to the DFL: per stride [l, t, r, b (grid units), max score, class scores]."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.box, self.cls, self.dfl = head.cv2, head.cv3, head.dfl
+        self.reg_max, self.nl = head.reg_max, head.nl
+        self.f, self.i, self.type = head.f, head.i, "DetectCut"  # routing attributes Ultralytics reads
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        outputs = []
+        for i in range(self.nl):
+            box = self.box[i](feats[i])
+            b, _, h, w = box.shape
+            distances = self.dfl(box.view(b, 4 * self.reg_max, h * w)).view(b, 4, h, w)
+            scores = self.cls[i](feats[i]).sigmoid()
+            outputs.append(torch.cat([distances, scores.amax(1, keepdim=True), scores], 1))
+        return outputs
+
+
+class DetectExport(nn.Module):
+    """Named per-stride outputs (a dict, so the ONNX outputs carry the parser's names)."""
+
+    def __init__(self, model: nn.Module, names: list[str]) -> None:
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return dict(zip(self.names, self.model(x)))
+
+
+class ClassifyExport(nn.Module):
+    """Class probabilities (the softmax Ultralytics' Classify head applies at inference)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def bundled_yaml(spec: str) -> Path:
+    """A YAML Ultralytics ships (``yolo11n.yaml``): its path, or the spec unchanged if unknown."""
+    import_ultralytics()
+    from ultralytics.utils.checks import check_yaml
+
+    try:
+        return Path(check_yaml(spec, hard=False) or spec)
+    except Exception:
+        return Path(spec)
+
+
+def build_for_export(path: Path | None) -> nn.Module:
+    """``build``'s module, carrying its TaskInfo as ``oakpipe_task`` (read by the convert stages)."""
+    assert path is not None
+    module, info = build(path)
+    module.oakpipe_task = info
+    return module
