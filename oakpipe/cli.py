@@ -109,6 +109,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-frames", type=Path, help="write each side-by-side frame as a PNG into DIR")
     parser.add_argument("--fps", type=float, help="camera / source frame rate (default: the source's)")
     parser.add_argument("--strip", type=Path, help="write input | output for 4 frames to OUT.png")
+    parser.add_argument("--results", type=Path, help="detectors/classifiers: write each frame's decoded boxes "
+                        "or top-5 labels to OUT.jsonl (one JSON line per frame)")
+    parser.add_argument("--conf", type=float, help="detectors: confidence threshold (default: the archive's, 0.25)")
 
 
 def run_options(args: argparse.Namespace):
@@ -116,7 +119,7 @@ def run_options(args: argparse.Namespace):
 
     return RunOptions(backend=args.backend, source=args.source, frames=args.frames, display=args.display,
                       record=args.record, save_frames=args.save_frames, fps=args.fps, strip=args.strip,
-                      port=args.port, host=args.host)
+                      port=args.port, host=args.host, results=args.results, conf=args.conf)
 
 
 def run_and_report(export, options, progress: Progress) -> int:
@@ -124,7 +127,8 @@ def run_and_report(export, options, progress: Progress) -> int:
 
     summary = run_export(export, options, progress)
     print(f"oakpipe run: {summary.one_line()}")
-    for label, path in (("recorded", options.record), ("frames in", options.save_frames), ("strip", options.strip)):
+    for label, path in (("recorded", options.record), ("frames in", options.save_frames), ("strip", options.strip),
+                        ("results", options.results)):
         if path is not None and summary.frames:
             print(f"  {label:<10} {path}")
     return 0

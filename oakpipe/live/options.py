@@ -36,6 +36,9 @@ class RunOptions:
     #: ``--display web``: where to serve the view (default 127.0.0.1:8080; port 0 = any free one).
     port: int | None = None
     host: str | None = None
+    #: Task models (oakpipe.tasks): JSON lines of decoded results, and the detection threshold.
+    results: Path | None = None
+    conf: float | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -54,6 +57,10 @@ class RunOptions:
             if Path(self.record).suffix.lower() != ".mp4":
                 raise UserError(f"--record {self.record}: only .mp4 is written", "name it e.g. out.mp4")
             check_writable_file(Path(self.record), "--record")
+        if self.results is not None:
+            check_writable_file(Path(self.results), "--results")
+        if self.conf is not None and not 0 < self.conf < 1:
+            raise UserError(f"--conf {self.conf} is outside (0, 1)", "e.g. --conf 0.25")
         if self.strip is not None:
             if Path(self.strip).suffix.lower() not in (".png", ".jpg", ".jpeg"):
                 raise UserError(f"--strip {self.strip}: write a .png or .jpg", "name it e.g. strip.png")

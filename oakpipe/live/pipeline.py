@@ -19,6 +19,7 @@ from oakpipe.live.export_check import RunnableExport, open_for_run
 from oakpipe.live.options import DEFAULT_HEADLESS_FRAMES, RunOptions
 from oakpipe.live.result import STAGES, Inferred, RunSummary
 from oakpipe.progress import Progress
+from oakpipe.tasks.live_step import TaskStep
 
 
 def choose_backend(requested: str, progress: Progress) -> str:
@@ -56,10 +57,13 @@ def run_export(export: Path | RunnableExport, options: RunOptions, progress: Pro
     progress.say(f"  run        {runnable.name} {runnable.width}x{runnable.height} on {backend}, "
                  f"source {source_name}, display: {why}" + (f", {limit} frames" if limit else ""))
     outputs = Outputs(options, window, options.fps or source_fps or 30.0, name=runnable.name)
+    tasks = TaskStep.open(runnable.export.archive, options)  # decodes/draws task models; None otherwise
     try:
-        return _loop(stream, runnable, outputs, backend, source_name, on_frame)
+        return _loop(stream, runnable, outputs, backend, source_name, on_frame, tasks)
     finally:
         outputs.close()
+        if tasks is not None:
+            tasks.close()
         for close in closers:
             close()
 
@@ -85,7 +89,7 @@ def _host_stream(runnable: RunnableExport, options: RunOptions, window: bool, pr
 
 
 def _loop(stream: Iterator[Inferred], runnable: RunnableExport, outputs: Outputs, backend: str,
-          source_name: str, on_frame) -> RunSummary:
+          source_name: str, on_frame, tasks: TaskStep | None = None) -> RunSummary:
     stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
     latency: list[float] = []
     shows, stopped_by = "", "source ended"
@@ -94,7 +98,10 @@ def _loop(stream: Iterator[Inferred], runnable: RunnableExport, outputs: Outputs
     try:
         for item in stream:
             t0 = time.perf_counter()
-            picture, shows = decode_outputs(item.outputs, runnable.preprocessing, (runnable.width, runnable.height))
+            if tasks is not None:
+                picture, shows = tasks.step(item, begun)
+            else:
+                picture, shows = decode_outputs(item.outputs, runnable.preprocessing, (runnable.width, runnable.height))
             t1 = time.perf_counter()
             clean = side_by_side(item.frame, picture)
             if on_frame is not None:

@@ -1,0 +1,156 @@
+"""Raw network outputs -> detections / top-k labels, with Luxonis' depthai-nodes parsers.
+
+The parser is the one the NN Archive's head names (``YOLOExtendedParser``,
+``ClassificationParser``), configured from the head exactly as depthai-nodes'
+``ParsingNeuralNetwork`` configures it (``decode_head`` on depthai's own parse of the
+archive). Both backends hand their outputs here as a ``dai.NNData`` (the host emulator
+builds one from OpenVINO's outputs), so the camera and the emulator decode with the same
+code; the parser's ``extract``/``compute`` run in this thread, in a host-only pipeline that
+is never started, so no frame waits on a queue. No parser is written here: depthai-nodes
+has one for each head oakpipe writes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from oakpipe.errors import InternalError, UserError
+
+TOP_K = 5
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels of the frame shown
+    class_id: int
+    name: str
+    score: float
+
+    def to_dict(self) -> dict:
+        return {"box": [round(v, 2) for v in self.box], "class_id": self.class_id, "name": self.name,
+                "score": round(self.score, 5)}
+
+
+@dataclass(frozen=True)
+class Decoded:
+    task: str
+    detections: list[Detection] = field(default_factory=list)
+    top: list[tuple[int, str, float]] = field(default_factory=list)  # classify: (class id, name, probability)
+
+    def to_dict(self) -> dict:
+        if self.task == "classify":
+            return {"task": self.task, "top": [{"class_id": i, "name": n, "score": round(s, 5)} for i, n, s in self.top]}
+        return {"task": self.task, "detections": [d.to_dict() for d in self.detections]}
+
+
+def head_of_archive(archive: Path) -> tuple[dict, list[int]] | None:
+    """(depthai-nodes head config, model input NCHW shape) of the archive's first head, or None."""
+    os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
+    import depthai as dai
+
+    import_depthai_nodes()
+    from depthai_nodes.node.parsers.utils.decode_head import decode_head
+
+    config = dai.NNArchiveVersionedConfig(str(archive)).getConfig()
+    if not config.model.heads:
+        return None
+    inputs = config.model.inputs
+    head_config = decode_head(config.model.heads[0])
+    head_config["model_inputs"] = [{"shape": list(i.shape), "layout": str(i.layout)} for i in inputs]
+    return head_config, list(inputs[0].shape)
+
+
+class TaskDecoder:
+    """One parser, configured from an archive head; ``decode(outputs)`` per frame."""
+
+    def __init__(self, head_config: dict, input_shape: list[int], conf: float | None = None,
+                 iou: float | None = None) -> None:
+        import depthai as dai
+
+        parsers = import_depthai_nodes().node
+
+        name = head_config["parser"]
+        parser_class = getattr(parsers, name, None)
+        if parser_class is None:
+            raise UserError(f"the archive's head names parser {name!r}, which depthai-nodes does not have",
+                            "update depthai-nodes, or export the model again with oakpipe")
+        config = dict(head_config)
+        if conf is not None:
+            config["conf_threshold"] = conf
+        if iou is not None:
+            config["iou_threshold"] = iou
+        self.pipeline = dai.Pipeline(False)  # host-only and never started: it only owns the node
+        self.parser = self.pipeline.create(parser_class).build(config)
+        self.name = name
+        self.classes = list(config.get("classes") or [])
+        self.height, self.width = int(input_shape[2]), int(input_shape[3])
+
+    @classmethod
+    def for_archive(cls, archive: Path, **thresholds) -> "TaskDecoder | None":
+        found = head_of_archive(archive)
+        return cls(*found, **thresholds) if found else None
+
+    def decode(self, outputs: dict[str, np.ndarray]) -> Decoded:
+        message = to_nn_data(outputs)
+        extracted = self.parser.extract(message)
+        if self.name == "ClassificationParser":
+            scores = self.parser.compute(extracted, is_softmax=self.parser.is_softmax)
+            return Decoded("classify", top=self._top(scores))
+        if self.name == "YOLOExtendedParser":
+            return Decoded("detect", detections=self._boxes(self.parser.compute(extracted)))
+        raise InternalError(f"no decoding for parser {self.name}")
+
+    def _top(self, scores: np.ndarray) -> list[tuple[int, str, float]]:
+        scores = np.asarray(scores, dtype=np.float32).ravel()
+        order = np.argsort(-scores, kind="stable")[:TOP_K]
+        return [(int(i), self._name(int(i)), float(scores[i])) for i in order]
+
+    def _boxes(self, result: dict) -> list[Detection]:
+        boxes = np.asarray(result["bboxes"], dtype=np.float64).reshape(-1, 4)  # normalized cx, cy, w, h
+        scale = np.array([self.width, self.height, self.width, self.height])
+        cx, cy, w, h = (boxes * scale).T
+        corners = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+        labels = np.asarray(result["labels"]).astype(int).ravel()
+        scores = np.asarray(result["scores"], dtype=np.float64).ravel()
+        return [Detection(tuple(float(v) for v in corners[i]), int(labels[i]), self._name(int(labels[i])),
+                          float(scores[i])) for i in range(len(labels))]
+
+    def _name(self, class_id: int) -> str:
+        return self.classes[class_id] if 0 <= class_id < len(self.classes) else str(class_id)
+
+
+def import_depthai_nodes():
+    """depthai-nodes, imported with a DEPTHAI_LEVEL it understands.
+
+    oakpipe sets depthai's level to ``error``; depthai-nodes reads the same variable at
+    import, accepts only its own names (and its ``ERR`` then fails in Python's logging), so
+    the import sees ``WARN`` and its logger is set to ERROR afterwards.
+    """
+    import logging
+
+    level = os.environ.get("DEPTHAI_LEVEL")
+    if level is not None and level.lower() in ("error", "err"):
+        os.environ["DEPTHAI_LEVEL"] = "WARN"
+    try:
+        import depthai_nodes
+        import depthai_nodes.node
+    finally:
+        if level is not None:
+            os.environ["DEPTHAI_LEVEL"] = level
+    if level is not None and level.lower() in ("error", "err"):
+        logging.getLogger("depthai-nodes").setLevel(logging.ERROR)
+    return depthai_nodes
+
+
+def to_nn_data(outputs: dict[str, np.ndarray]):
+    """A ``dai.NNData`` holding ``outputs`` (what a device NN node would send)."""
+    import depthai as dai
+
+    message = dai.NNData()
+    for name, array in outputs.items():
+        message.addTensor(name, np.ascontiguousarray(array, dtype=np.float32), dai.TensorInfo.DataType.FP32)
+    return message

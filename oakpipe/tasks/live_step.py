@@ -1,0 +1,50 @@
+"""The ``run`` hook for task models: decode, draw, and write ``--results``, per frame.
+
+Chosen by the export's NN Archive: an archive with a head (a YOLO detector, a classifier)
+is decoded by the parser it names; one without keeps ``run``'s generic view (image, heat
+map, numbers). Both backends call it with their ``Inferred`` frames, so the device and the
+emulator decode and draw alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from oakpipe.tasks.decode import Decoded, TaskDecoder
+
+
+class TaskStep:
+    def __init__(self, decoder: TaskDecoder, results_path: Path | None) -> None:
+        from oakpipe.tasks.results import ResultsWriter
+
+        self.decoder = decoder
+        self.results = ResultsWriter(results_path) if results_path is not None else None
+        self.last: Decoded | None = None
+
+    @classmethod
+    def open(cls, archive: Path, options) -> "TaskStep | None":
+        """A step for ``archive`` if its config has a head; None (the generic view) otherwise."""
+        if not Path(archive).is_file():
+            return None
+        decoder = TaskDecoder.for_archive(Path(archive), conf=getattr(options, "conf", None))
+        if decoder is None:
+            return None
+        return cls(decoder, getattr(options, "results", None))
+
+    def step(self, item, begun: float) -> tuple[np.ndarray, str]:
+        """-> (the frame with results drawn on it, what the view shows)."""
+        from oakpipe.tasks.draw import draw
+
+        decoded = self.decoder.decode(item.outputs)
+        self.last = decoded
+        if self.results is not None:
+            self.results.write(item.index, item.started - begun, decoded)
+        what = (f"{len(decoded.detections)} detections" if decoded.task == "detect"
+                else f"top-{len(decoded.top)} labels")
+        return draw(item.frame, decoded), what
+
+    def close(self) -> None:
+        if self.results is not None:
+            self.results.close()

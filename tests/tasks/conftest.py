@@ -1,0 +1,32 @@
+"""Ultralytics exports shared by the task tests (built once per session: about a minute each).
+
+The checkpoints have random weights with BatchNorm statistics recalibrated on photos (see
+tests/fixtures/ultralytics_models.py); no pretrained weights can be downloaded here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures import torchvision_shim
+
+SIZE = 320
+
+
+@pytest.fixture(scope="session")
+def yolo_checkpoint(tmp_path_factory):
+    pytest.importorskip("ultralytics")
+    from tests.fixtures.ultralytics_models import make_checkpoint
+
+    names = [f"thing{i}" for i in range(80)]
+    return make_checkpoint("yolo11n.yaml", tmp_path_factory.mktemp("yolo") / "best.pt", size=SIZE, names=names)
+
+
+@pytest.fixture(scope="session")
+def yolo_export(yolo_checkpoint, tmp_path_factory):
+    """``oakpipe convert best.pt`` (verify off: the verdicts are another test's subject)."""
+    torchvision_shim.install()
+    from oakpipe import ConvertOptions, convert
+
+    out = tmp_path_factory.mktemp("yolo_export") / "best"
+    return convert(ConvertOptions(model=str(yolo_checkpoint), input_shape=(1, 3, SIZE, SIZE), out=out, verify=False))
