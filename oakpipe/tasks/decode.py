@@ -101,7 +101,7 @@ class TaskDecoder:
             scores = self.parser.compute(extracted, is_softmax=self.parser.is_softmax)
             return Decoded("classify", top=self._top(scores))
         if self.name == "YOLOExtendedParser":
-            return Decoded("detect", detections=self._boxes(self.parser.compute(extracted)))
+            return Decoded("detect", detections=self._boxes(yolo_nms_output(extracted)))
         raise InternalError(f"no decoding for parser {self.name}")
 
     def _top(self, scores: np.ndarray) -> list[tuple[int, str, float]]:
@@ -109,18 +109,34 @@ class TaskDecoder:
         order = np.argsort(-scores, kind="stable")[:TOP_K]
         return [(int(i), self._name(int(i)), float(scores[i])) for i in order]
 
-    def _boxes(self, result: dict) -> list[Detection]:
-        boxes = np.asarray(result["bboxes"], dtype=np.float64).reshape(-1, 4)  # normalized cx, cy, w, h
-        scale = np.array([self.width, self.height, self.width, self.height])
-        cx, cy, w, h = (boxes * scale).T
-        corners = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-        labels = np.asarray(result["labels"]).astype(int).ravel()
-        scores = np.asarray(result["scores"], dtype=np.float64).ravel()
-        return [Detection(tuple(float(v) for v in corners[i]), int(labels[i]), self._name(int(labels[i])),
-                          float(scores[i])) for i in range(len(labels))]
+    def _boxes(self, rows: np.ndarray) -> list[Detection]:
+        """NMS rows [x1, y1, x2, y2, score, class, ...] in input pixels -> detections inside the frame."""
+        scale = np.array([self.width, self.height, self.width, self.height], dtype=np.float64)
+        corners = np.clip(rows[:, :4].astype(np.float64), 0, scale)  # as Ultralytics' predict clips them
+        return [Detection(tuple(float(v) for v in corners[i]), int(rows[i, 5]), self._name(int(rows[i, 5])),
+                          float(rows[i, 4])) for i in range(len(rows))]
 
     def _name(self, class_id: int) -> str:
         return self.classes[class_id] if 0 <= class_id < len(self.classes) else str(class_id)
+
+
+def yolo_nms_output(inputs) -> np.ndarray:
+    """depthai-nodes' YOLO decode and NMS on the parser's extracted inputs: rows in input pixels.
+
+    The parser's ``compute`` goes one step further: it converts to normalized (cx, cy, w, h)
+    and clips each of the four to [0, 1], which moves any box that crosses the frame's edge
+    (its width is cut around a fixed centre). The step before that is taken here and the
+    corners are clipped instead, so boxes match what Ultralytics' ``predict`` reports.
+    """
+    from depthai_nodes.node.parsers.utils.yolo import decode_yolo_output
+
+    if inputs.kpts_outputs or inputs.masks_outputs_values:
+        raise InternalError("pose/segmentation YOLO heads are not decoded yet")
+    rows = decode_yolo_output(
+        inputs.outputs_values, inputs.strides, inputs.anchors, kpts=None, conf_thres=inputs.conf_threshold,
+        iou_thres=inputs.iou_threshold, num_classes=inputs.n_classes, det_mode=True, subtype=inputs.subtype,
+    )
+    return np.asarray(rows, dtype=np.float64).reshape(-1, rows.shape[-1] if rows.ndim == 2 else 6)
 
 
 def import_depthai_nodes():

@@ -2,9 +2,9 @@
 Ultralytics' own ``predict`` on the same image and thresholds.
 
 The model has random weights with recalibrated BatchNorm statistics (no trained weights can
-be downloaded here), so its class scores stay low on photos (about 0.5 at most on the
-astronaut): the match test lowers the confidence threshold to CONF so that it compares a
-few dozen boxes rather than none.
+be downloaded here), so its class scores stay low on photos (under 0.2 on the
+astronaut at 320x320): the match test lowers the confidence threshold to CONF so that it
+compares about fifty boxes rather than one.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.tasks.conftest import SIZE
 
 pytestmark = pytest.mark.toolchain  # the export runs every stage, the blob included
 
-CONF = 0.1  # random-weight model: see the module docstring
+CONF = 0.005  # random-weight model: see the module docstring (about 50 boxes on the astronaut)
 IOU = 0.45  # the archive head's NMS threshold, passed to Ultralytics too
 
 
@@ -69,22 +69,24 @@ def matched(ours: list, theirs: list, tol_px: float = 2.0) -> int:
 
 
 def test_decoded_detections_match_ultralytics_predict(yolo_checkpoint, yolo_export):
+    """The exported ONNX (FP32, onnxruntime) through oakpipe's decoding vs Ultralytics' predict."""
+    import onnxruntime as ort
     from ultralytics import YOLO
 
-    from oakpipe.live.host import compile_model, output_names
     from oakpipe.tasks.decode import TaskDecoder
 
-    frame, planar = photo_frame()
-    compiled = compile_model(yolo_export.ir)  # the host emulator's path: the FP16 IR on the camera frame
-    result = compiled({0: planar})
-    outputs = {n: np.array(result[compiled.outputs[i]]) for i, n in enumerate(output_names(compiled))}
+    frame, _ = photo_frame()
+    x = np.ascontiguousarray((frame[..., ::-1].astype(np.float32) / 255.0).transpose(2, 0, 1)[None])
+    session = ort.InferenceSession(str(yolo_export.onnx), providers=["CPUExecutionProvider"])
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"input": x})))
     decoder = TaskDecoder.for_archive(yolo_export.archive, conf=CONF, iou=IOU)
     ours = [(d.box, d.class_id) for d in decoder.decode(outputs).detections]
 
     predicted = YOLO(str(yolo_checkpoint)).predict(frame, imgsz=SIZE, conf=CONF, iou=IOU, verbose=False)[0]
     theirs = [(tuple(b), int(c)) for b, c in zip(predicted.boxes.xyxy.numpy(), predicted.boxes.cls.numpy())]
-    assert len(theirs) >= 5, f"too few boxes to compare ({len(theirs)}): lower CONF"
-    # FP16 on the device graph moves scores near CONF across it: hence 95%, not 100%.
+    assert len(theirs) >= 10, f"too few boxes to compare ({len(theirs)}): lower CONF"
+    # Not 100%: depthai-nodes' NMS measures areas with a +1 pixel (Ultralytics' does not), so
+    # a box whose IoU with a better one is right at IOU can be kept by one and not the other.
     assert matched(ours, theirs) >= 0.95 * len(ours), (len(ours), len(theirs), ours[:3], theirs[:3])
     assert matched(theirs, ours) >= 0.95 * len(theirs), (len(ours), len(theirs))
 
