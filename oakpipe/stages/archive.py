@@ -38,7 +38,8 @@ def archive_config(name: str, blob_name: str, blob: BlobInfo) -> dict:
         }
         for port in blob.inputs
     ]
-    outputs = [{"name": port.name, "dtype": "float16", "shape": port.nchw, "layout": "NCHW"} for port in blob.outputs]
+    outputs = [{"name": port.name, "dtype": "float16", "shape": port.nchw, "layout": output_layout(port.nchw)}
+               for port in blob.outputs]
     return {
         "config_version": CONFIG_VERSION,
         "model": {
@@ -48,6 +49,11 @@ def archive_config(name: str, blob_name: str, blob: BlobInfo) -> dict:
             "heads": [],
         },
     }
+
+
+def output_layout(shape: list[int]) -> str:
+    """One letter per axis (luxonis-ml rejects a layout longer than the shape): NCHW, NC, ..."""
+    return "NCHW" if len(shape) == 4 else "NCDEFGH"[: len(shape)]
 
 
 def build_archive(name: str, blob_path: Path, blob: BlobInfo, archive_path: Path, task: dict | None = None) -> dict:

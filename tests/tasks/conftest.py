@@ -30,3 +30,26 @@ def yolo_export(yolo_checkpoint, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("yolo_export") / "best"
     return convert(ConvertOptions(model=str(yolo_checkpoint), input_shape=(1, 3, SIZE, SIZE), out=out, verify=False))
+
+
+CLS_SIZE = 224
+
+
+@pytest.fixture(scope="session")
+def cls_checkpoint(tmp_path_factory):
+    pytest.importorskip("ultralytics")
+    from tests.fixtures.ultralytics_models import make_checkpoint
+
+    names = [f"kind{i}" for i in range(1000)]
+    path = tmp_path_factory.mktemp("yolo_cls") / "best.pt"
+    return make_checkpoint("yolo11n-cls.yaml", path, size=CLS_SIZE, names=names)
+
+
+@pytest.fixture(scope="session")
+def cls_export(cls_checkpoint, tmp_path_factory):
+    torchvision_shim.install()
+    from oakpipe import ConvertOptions, convert
+
+    out = tmp_path_factory.mktemp("cls_export") / "best"
+    shape = (1, 3, CLS_SIZE, CLS_SIZE)
+    return convert(ConvertOptions(model=str(cls_checkpoint), input_shape=shape, out=out, verify=False))
