@@ -57,7 +57,7 @@ def run_export(export: Path | RunnableExport, options: RunOptions, progress: Pro
     progress.say(f"  run        {runnable.name} {runnable.width}x{runnable.height} on {backend}, "
                  f"source {source_name}, display: {why}" + (f", {limit} frames" if limit else ""))
     outputs = Outputs(options, window, options.fps or source_fps or 30.0, name=runnable.name)
-    tasks = TaskStep.open(runnable.export.archive, options)  # decodes/draws task models; None otherwise
+    tasks = TaskStep.open(runnable.export, options)  # decodes/draws task models; None otherwise
     try:
         return _loop(stream, runnable, outputs, backend, source_name, on_frame, tasks)
     finally:

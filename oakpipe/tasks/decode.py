@@ -21,6 +21,7 @@ import numpy as np
 from oakpipe.errors import InternalError, UserError
 
 TOP_K = 5
+DECODED_PARSERS = ("YOLOExtendedParser", "ClassificationParser")
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,14 @@ class Detection:
     class_id: int
     name: str
     score: float
+    keypoints: tuple[tuple[float, float, float], ...] = ()  # pose: (x, y, visibility) in pixels
 
     def to_dict(self) -> dict:
-        return {"box": [round(v, 2) for v in self.box], "class_id": self.class_id, "name": self.name,
+        data = {"box": [round(v, 2) for v in self.box], "class_id": self.class_id, "name": self.name,
                 "score": round(self.score, 5)}
+        if self.keypoints:
+            data["keypoints"] = [[round(x, 2), round(y, 2), round(v, 4)] for x, y, v in self.keypoints]
+        return data
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,11 @@ class TaskDecoder:
 
     @classmethod
     def for_archive(cls, archive: Path, **thresholds) -> "TaskDecoder | None":
+        """A decoder for the archive's head; None when it has none, or one ``run`` does not draw yet."""
         found = head_of_archive(archive)
-        return cls(*found, **thresholds) if found else None
+        if not found or found[0].get("parser") not in DECODED_PARSERS:
+            return None
+        return cls(*found, **thresholds)
 
     def decode(self, outputs: dict[str, np.ndarray]) -> Decoded:
         message = to_nn_data(outputs)
@@ -101,7 +109,8 @@ class TaskDecoder:
             scores = self.parser.compute(extracted, is_softmax=self.parser.is_softmax)
             return Decoded("classify", top=self._top(scores))
         if self.name == "YOLOExtendedParser":
-            return Decoded("detect", detections=self._boxes(yolo_nms_output(extracted)))
+            task = "pose" if extracted.kpts_outputs else "detect"
+            return Decoded(task, detections=self._boxes(yolo_nms_output(extracted), extracted.n_keypoints))
         raise InternalError(f"no decoding for parser {self.name}")
 
     def _top(self, scores: np.ndarray) -> list[tuple[int, str, float]]:
@@ -109,12 +118,20 @@ class TaskDecoder:
         order = np.argsort(-scores, kind="stable")[:TOP_K]
         return [(int(i), self._name(int(i)), float(scores[i])) for i in order]
 
-    def _boxes(self, rows: np.ndarray) -> list[Detection]:
-        """NMS rows [x1, y1, x2, y2, score, class, ...] in input pixels -> detections inside the frame."""
+    def _boxes(self, rows: np.ndarray, n_keypoints: int = 0) -> list[Detection]:
+        """NMS rows [x1, y1, x2, y2, score, class, keypoints...] in input pixels -> detections in the frame."""
         scale = np.array([self.width, self.height, self.width, self.height], dtype=np.float64)
         corners = np.clip(rows[:, :4].astype(np.float64), 0, scale)  # as Ultralytics' predict clips them
-        return [Detection(tuple(float(v) for v in corners[i]), int(rows[i, 5]), self._name(int(rows[i, 5])),
-                          float(rows[i, 4])) for i in range(len(rows))]
+        detections = []
+        for i in range(len(rows)):
+            keypoints: tuple = ()
+            if n_keypoints and rows.shape[1] >= 6 + 3 * n_keypoints:
+                points = rows[i, 6 : 6 + 3 * n_keypoints].reshape(n_keypoints, 3).astype(np.float64)
+                points[:, :2] = np.clip(points[:, :2], 0, scale[:2])  # inside the frame, as Ultralytics does
+                keypoints = tuple((float(x), float(y), float(v)) for x, y, v in points)
+            detections.append(Detection(tuple(float(v) for v in corners[i]), int(rows[i, 5]),
+                                        self._name(int(rows[i, 5])), float(rows[i, 4]), keypoints))
+        return detections
 
     def _name(self, class_id: int) -> str:
         return self.classes[class_id] if 0 <= class_id < len(self.classes) else str(class_id)
@@ -130,11 +147,13 @@ def yolo_nms_output(inputs) -> np.ndarray:
     """
     from depthai_nodes.node.parsers.utils.yolo import decode_yolo_output
 
-    if inputs.kpts_outputs or inputs.masks_outputs_values:
-        raise InternalError("pose/segmentation YOLO heads are not decoded yet")
-    rows = decode_yolo_output(
-        inputs.outputs_values, inputs.strides, inputs.anchors, kpts=None, conf_thres=inputs.conf_threshold,
-        iou_thres=inputs.iou_threshold, num_classes=inputs.n_classes, det_mode=True, subtype=inputs.subtype,
+    if inputs.masks_outputs_values:
+        raise InternalError("segmentation YOLO heads are not decoded yet")
+    kpts = [np.array(k, dtype=np.float32) for k in inputs.kpts_outputs] if inputs.kpts_outputs else None
+    rows = decode_yolo_output(  # it applies the sigmoid to keypoint visibilities in place: copies above
+        inputs.outputs_values, inputs.strides, inputs.anchors, kpts=kpts, conf_thres=inputs.conf_threshold,
+        iou_thres=inputs.iou_threshold, num_classes=inputs.n_classes, det_mode=kpts is None,
+        subtype=inputs.subtype,
     )
     return np.asarray(rows, dtype=np.float64).reshape(-1, rows.shape[-1] if rows.ndim == 2 else 6)
 

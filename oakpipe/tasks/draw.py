@@ -31,7 +31,29 @@ def draw(frame: np.ndarray, decoded: Decoded) -> np.ndarray:
         return draw_top(picture, decoded.top)
     for det in decoded.detections:
         draw_box(picture, det.box, f"{det.name} {det.score:.2f}", class_colour(det.class_id))
+        if det.keypoints:
+            draw_keypoints(picture, det.keypoints)
     return picture
+
+
+# COCO's 17-keypoint skeleton (Ultralytics' pose models), as pairs of keypoint indices.
+COCO_SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+                 (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
+VISIBLE = 0.5
+
+
+def draw_keypoints(picture: np.ndarray, keypoints) -> None:
+    """Visible keypoints as dots, joined by COCO's skeleton when there are 17 of them."""
+    import cv2
+
+    points = [(int(round(x)), int(round(y)), v) for x, y, v in keypoints]
+    if len(points) == 17:
+        for a, b in COCO_SKELETON:
+            if points[a][2] >= VISIBLE and points[b][2] >= VISIBLE:
+                cv2.line(picture, points[a][:2], points[b][:2], (255, 160, 40), 1, cv2.LINE_AA)
+    for x, y, v in points:
+        if v >= VISIBLE:
+            cv2.circle(picture, (x, y), 2, (40, 220, 255), -1, cv2.LINE_AA)
 
 
 def draw_box(picture: np.ndarray, box, label: str, colour: tuple[int, int, int]) -> None:

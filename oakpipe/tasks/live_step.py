@@ -24,9 +24,13 @@ class TaskStep:
         self.last: Decoded | None = None
 
     @classmethod
-    def open(cls, archive: Path, options) -> "TaskStep | None":
-        """A step for ``archive`` if its config has a head; None (the generic view) otherwise."""
-        if not Path(archive).is_file():
+    def open(cls, export, options) -> "TaskStep | None":
+        """A step for the export's archive if its config has a head; None (the generic view) otherwise."""
+        try:
+            archive = Path(export.archive)
+        except (KeyError, AttributeError):  # an export without an archive stage (e.g. an imported archive)
+            return None
+        if not archive.is_file():
             return None
         decoder = TaskDecoder.for_archive(Path(archive), conf=getattr(options, "conf", None))
         if decoder is None:
@@ -41,8 +45,8 @@ class TaskStep:
         self.last = decoded
         if self.results is not None:
             self.results.write(item.index, item.started - begun, decoded)
-        what = (f"{len(decoded.detections)} detections" if decoded.task == "detect"
-                else f"top-{len(decoded.top)} labels")
+        what = (f"top-{len(decoded.top)} labels" if decoded.task == "classify"
+                else f"{len(decoded.detections)} detections")
         return draw(item.frame, decoded), what
 
     def close(self) -> None:

@@ -94,9 +94,9 @@ def build(path: Path, declared_task: str | None = None) -> tuple[nn.Module, Task
     family = f"ultralytics {import_ultralytics().__version__} {path.stem}"
     if task == "classify":
         return ClassifyExport(model), TaskInfo("classify", names, ["output"], family=family)
-    if task != "detect":
+    if task not in ("detect", "pose"):
         raise UnsupportedModelError(
-            f"Ultralytics {task} models are not exported yet (detect and classify are)",
+            f"Ultralytics {task} models are not exported yet (detect, pose and classify are)",
             "export it with Ultralytics to ONNX and pass the .onnx (raw outputs, no decoding)",
         )
     head = model.model[-1]
@@ -108,10 +108,15 @@ def build(path: Path, declared_task: str | None = None) -> tuple[nn.Module, Task
     if len(names) != head.nc:
         raise ModelError(f"{path.name} names {len(names)} classes but its head predicts {head.nc}", "fix model.names")
     cut = copy.deepcopy(model)
-    cut.model[-1] = DetectCut(head)
     strides = [int(s) for s in head.stride.tolist()]
     outputs = [f"output{i + 1}_yolov8" for i in range(len(strides))]  # depthai-nodes selects "_yolo" layers
-    info = TaskInfo("detect", names, outputs, strides, SUBTYPE, family=family)
+    if task == "pose":
+        cut.model[-1] = PoseCut(head)
+        outputs += [f"kpt_output{i + 1}" for i in range(len(strides))]  # and "kpt_output" layers
+        info = TaskInfo("pose", names, outputs, strides, SUBTYPE, n_keypoints=int(head.kpt_shape[0]), family=family)
+    else:
+        cut.model[-1] = DetectCut(head)
+        info = TaskInfo("detect", names, outputs, strides, SUBTYPE, family=family)
     return DetectExport(cut, outputs), info
 
 
@@ -132,6 +137,32 @@ class DetectCut(nn.Module):
             distances = self.dfl(box.view(b, 4 * self.reg_max, h * w)).view(b, 4, h, w)
             scores = self.cls[i](feats[i]).sigmoid()
             outputs.append(torch.cat([distances, scores.amax(1, keepdim=True), scores], 1))
+        return outputs
+
+
+class PoseCut(DetectCut):
+    """DetectCut, then per stride the keypoints: x, y decoded to input pixels, visibility logits.
+
+    Keypoint positions are decoded on the device (as Luxonis' tools do): each is the cell's
+    position plus an offset, so FP16 holds them as well as it holds the box distances.
+    """
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__(head)
+        self.kpt, self.kpt_shape, self.strides = head.cv4, tuple(head.kpt_shape), [float(s) for s in head.stride]
+        self.type = "PoseCut"
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        outputs = super().forward(feats)
+        for i in range(self.nl):
+            raw = self.kpt[i](feats[i])
+            b, _, h, w = raw.shape
+            y = raw.view(b, self.kpt_shape[0], self.kpt_shape[1], h * w)
+            gy, gx = torch.meshgrid(torch.arange(h, dtype=raw.dtype), torch.arange(w, dtype=raw.dtype), indexing="ij")
+            cells = torch.stack([gx.reshape(-1), gy.reshape(-1)])[None, None]  # (1, 1, 2, h*w): cell corners
+            xy = (y[:, :, :2] * 2.0 + cells) * self.strides[i]
+            decoded = torch.cat([xy, y[:, :, 2:]], 2) if self.kpt_shape[1] == 3 else xy
+            outputs.append(decoded.reshape(b, self.kpt_shape[0] * self.kpt_shape[1], h * w))
         return outputs
 
 

@@ -53,3 +53,20 @@ def cls_export(cls_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("cls_export") / "best"
     shape = (1, 3, CLS_SIZE, CLS_SIZE)
     return convert(ConvertOptions(model=str(cls_checkpoint), input_shape=shape, out=out, verify=False))
+
+
+@pytest.fixture(scope="session")
+def pose_checkpoint(tmp_path_factory):
+    pytest.importorskip("ultralytics")
+    from tests.fixtures.ultralytics_models import make_checkpoint
+
+    return make_checkpoint("yolo11n-pose.yaml", tmp_path_factory.mktemp("yolo_pose") / "best.pt", size=SIZE)
+
+
+@pytest.fixture(scope="session")
+def pose_export(pose_checkpoint, tmp_path_factory):
+    torchvision_shim.install()
+    from oakpipe import ConvertOptions, convert
+
+    out = tmp_path_factory.mktemp("pose_export") / "best"
+    return convert(ConvertOptions(model=str(pose_checkpoint), input_shape=(1, 3, SIZE, SIZE), out=out, verify=False))
