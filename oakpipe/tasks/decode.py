@@ -45,11 +45,16 @@ class Decoded:
     task: str
     detections: list[Detection] = field(default_factory=list)
     top: list[tuple[int, str, float]] = field(default_factory=list)  # classify: (class id, name, probability)
+    masks: np.ndarray | None = None  # segment: N x H x W bool, one mask per detection (they may overlap)
 
     def to_dict(self) -> dict:
         if self.task == "classify":
             return {"task": self.task, "top": [{"class_id": i, "name": n, "score": round(s, 5)} for i, n, s in self.top]}
-        return {"task": self.task, "detections": [d.to_dict() for d in self.detections]}
+        detections = [d.to_dict() for d in self.detections]
+        if self.masks is not None:  # the mask's pixel count per instance (the masks themselves are in the view)
+            for d, count in zip(detections, self.masks.reshape(len(self.masks), -1).sum(axis=1)):
+                d["mask_pixels"] = int(count)
+        return {"task": self.task, "detections": detections}
 
 
 def head_of_archive(archive: Path) -> tuple[dict, list[int]] | None:
@@ -109,8 +114,12 @@ class TaskDecoder:
             scores = self.parser.compute(extracted, is_softmax=self.parser.is_softmax)
             return Decoded("classify", top=self._top(scores))
         if self.name == "YOLOExtendedParser":
+            rows = yolo_nms_output(extracted)
+            if extracted.masks_outputs_values:
+                detections = self._boxes(rows)
+                return Decoded("segment", detections=detections, masks=self._masks(rows, detections, extracted))
             task = "pose" if extracted.kpts_outputs else "detect"
-            return Decoded(task, detections=self._boxes(yolo_nms_output(extracted), extracted.n_keypoints))
+            return Decoded(task, detections=self._boxes(rows, extracted.n_keypoints))
         raise InternalError(f"no decoding for parser {self.name}")
 
     def _top(self, scores: np.ndarray) -> list[tuple[int, str, float]]:
@@ -133,6 +142,23 @@ class TaskDecoder:
                                         self._name(int(rows[i, 5])), float(rows[i, 4]), keypoints))
         return detections
 
+    def _masks(self, rows: np.ndarray, detections: list[Detection], inputs) -> np.ndarray:
+        """Instance masks with depthai-nodes' ``process_single_mask`` (prototypes x coefficients,
+        cropped to the box, resized to the input, thresholded at the head's mask confidence)."""
+        from depthai_nodes.node.parsers.utils.masks_utils import process_single_mask
+
+        masks = np.zeros((len(detections), self.height, self.width), bool)
+        protos, length = inputs.protos_output[0], inputs.protos_len
+        for i, det in enumerate(detections):
+            head, anchor, x, y = rows[i, 6:10].astype(int)
+            coefficients = inputs.masks_outputs_values[head][0, anchor * length : (anchor + 1) * length, y, x]
+            x1, y1, x2, y2 = det.box
+            box = np.array([(x1 + x2) / 2 / self.width, (y1 + y2) / 2 / self.height,
+                            (x2 - x1) / self.width, (y2 - y1) / self.height])
+            mask = process_single_mask(protos, coefficients, inputs.mask_conf, box, (self.height, self.width))
+            masks[i] = mask > 0
+        return masks
+
     def _name(self, class_id: int) -> str:
         return self.classes[class_id] if 0 <= class_id < len(self.classes) else str(class_id)
 
@@ -147,12 +173,11 @@ def yolo_nms_output(inputs) -> np.ndarray:
     """
     from depthai_nodes.node.parsers.utils.yolo import decode_yolo_output
 
-    if inputs.masks_outputs_values:
-        raise InternalError("segmentation YOLO heads are not decoded yet")
     kpts = [np.array(k, dtype=np.float32) for k in inputs.kpts_outputs] if inputs.kpts_outputs else None
     rows = decode_yolo_output(  # it applies the sigmoid to keypoint visibilities in place: copies above
         inputs.outputs_values, inputs.strides, inputs.anchors, kpts=kpts, conf_thres=inputs.conf_threshold,
-        iou_thres=inputs.iou_threshold, num_classes=inputs.n_classes, det_mode=kpts is None,
+        iou_thres=inputs.iou_threshold, num_classes=inputs.n_classes,
+        det_mode=kpts is None and not inputs.masks_outputs_values,  # seg rows carry head/anchor/cell
         subtype=inputs.subtype,
     )
     return np.asarray(rows, dtype=np.float64).reshape(-1, rows.shape[-1] if rows.ndim == 2 else 6)

@@ -29,6 +29,8 @@ def draw(frame: np.ndarray, decoded: Decoded) -> np.ndarray:
     picture = frame.copy()
     if decoded.task == "classify":
         return draw_top(picture, decoded.top)
+    if decoded.masks is not None:
+        draw_masks(picture, decoded.masks, [d.class_id for d in decoded.detections])
     for det in decoded.detections:
         draw_box(picture, det.box, f"{det.name} {det.score:.2f}", class_colour(det.class_id))
         if det.keypoints:
@@ -54,6 +56,14 @@ def draw_keypoints(picture: np.ndarray, keypoints) -> None:
     for x, y, v in points:
         if v >= VISIBLE:
             cv2.circle(picture, (x, y), 2, (40, 220, 255), -1, cv2.LINE_AA)
+
+
+def draw_masks(picture: np.ndarray, masks: np.ndarray, class_ids: list[int], alpha: float = 0.45) -> None:
+    """Each instance's pixels tinted with its class colour."""
+    for where, class_id in zip(masks, class_ids):
+        if where.any():
+            colour = np.array(class_colour(class_id), np.float32)
+            picture[where] = (picture[where] * (1 - alpha) + colour * alpha).astype(np.uint8)
 
 
 def draw_box(picture: np.ndarray, box, label: str, colour: tuple[int, int, int]) -> None:

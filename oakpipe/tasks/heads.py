@@ -35,14 +35,18 @@ def head_fields(info: TaskInfo) -> dict:
         metadata = {"classes": info.names, "n_classes": len(info.names), "is_softmax": True}
         return {"name": "classification", "parser": "ClassificationParser", "metadata": metadata,
                 "outputs": info.outputs}
-    if info.task in ("detect", "pose"):
+    if info.task in ("detect", "pose", "segment"):
         metadata = {
             "classes": info.names, "n_classes": len(info.names), "iou_threshold": IOU_THRESHOLD,
-            "conf_threshold": CONF_THRESHOLD, "max_det": MAX_DET, "yolo_outputs": info.outputs,
-            "subtype": info.subtype, "strides": info.strides,
+            "conf_threshold": CONF_THRESHOLD, "max_det": MAX_DET,
+            "yolo_outputs": [o for o in info.outputs if "_yolo" in o], "subtype": info.subtype,
+            "strides": info.strides,
         }
+        if info.task == "segment":
+            metadata["mask_outputs"] = [o for o in info.outputs if o.endswith("_masks")]
+            metadata["protos_outputs"] = "protos_output"
+            metadata["n_prototypes"] = info.n_prototypes
         if info.task == "pose":
-            metadata["yolo_outputs"] = [o for o in info.outputs if "_yolo" in o]
             metadata["keypoints_outputs"] = [o for o in info.outputs if o.startswith("kpt_output")]
             metadata["n_keypoints"] = info.n_keypoints
         return {"name": "detection", "parser": "YOLOExtendedParser", "metadata": metadata, "outputs": info.outputs}

@@ -94,9 +94,9 @@ def build(path: Path, declared_task: str | None = None) -> tuple[nn.Module, Task
     family = f"ultralytics {import_ultralytics().__version__} {path.stem}"
     if task == "classify":
         return ClassifyExport(model), TaskInfo("classify", names, ["output"], family=family)
-    if task not in ("detect", "pose"):
+    if task not in ("detect", "pose", "segment"):
         raise UnsupportedModelError(
-            f"Ultralytics {task} models are not exported yet (detect, pose and classify are)",
+            f"Ultralytics {task} models are not exported yet (detect, segment, pose and classify are)",
             "export it with Ultralytics to ONNX and pass the .onnx (raw outputs, no decoding)",
         )
     head = model.model[-1]
@@ -114,6 +114,10 @@ def build(path: Path, declared_task: str | None = None) -> tuple[nn.Module, Task
         cut.model[-1] = PoseCut(head)
         outputs += [f"kpt_output{i + 1}" for i in range(len(strides))]  # and "kpt_output" layers
         info = TaskInfo("pose", names, outputs, strides, SUBTYPE, n_keypoints=int(head.kpt_shape[0]), family=family)
+    elif task == "segment":
+        cut.model[-1] = SegmentCut(head)
+        outputs += [f"output{i + 1}_masks" for i in range(len(strides))] + ["protos_output"]  # depthai-nodes' names
+        info = TaskInfo("segment", names, outputs, strides, SUBTYPE, n_prototypes=int(head.nm), family=family)
     else:
         cut.model[-1] = DetectCut(head)
         info = TaskInfo("detect", names, outputs, strides, SUBTYPE, family=family)
@@ -164,6 +168,20 @@ class PoseCut(DetectCut):
             decoded = torch.cat([xy, y[:, :, 2:]], 2) if self.kpt_shape[1] == 3 else xy
             outputs.append(decoded.reshape(b, self.kpt_shape[0] * self.kpt_shape[1], h * w))
         return outputs
+
+
+class SegmentCut(DetectCut):
+    """DetectCut, then per stride the mask coefficients, then the mask prototypes (stride 4)."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__(head)
+        self.coefficients, self.proto = head.cv4, head.proto
+        self.type = "SegmentCut"
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        outputs = super().forward(feats)
+        outputs += [self.coefficients[i](feats[i]) for i in range(self.nl)]
+        return outputs + [self.proto(feats[0])]
 
 
 class DetectExport(nn.Module):

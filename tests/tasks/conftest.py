@@ -70,3 +70,20 @@ def pose_export(pose_checkpoint, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("pose_export") / "best"
     return convert(ConvertOptions(model=str(pose_checkpoint), input_shape=(1, 3, SIZE, SIZE), out=out, verify=False))
+
+
+@pytest.fixture(scope="session")
+def seg_checkpoint(tmp_path_factory):
+    pytest.importorskip("ultralytics")
+    from tests.fixtures.ultralytics_models import make_checkpoint
+
+    return make_checkpoint("yolo11n-seg.yaml", tmp_path_factory.mktemp("yolo_seg") / "best.pt", size=SIZE)
+
+
+@pytest.fixture(scope="session")
+def seg_export(seg_checkpoint, tmp_path_factory):
+    torchvision_shim.install()
+    from oakpipe import ConvertOptions, convert
+
+    out = tmp_path_factory.mktemp("seg_export") / "best"
+    return convert(ConvertOptions(model=str(seg_checkpoint), input_shape=(1, 3, SIZE, SIZE), out=out, verify=False))
