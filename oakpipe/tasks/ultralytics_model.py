@@ -60,8 +60,8 @@ def load_model(path: Path) -> nn.Module:
         ckpt, _ = torch_safe_load(str(path), safe_only=True)
     except Exception as exc:
         raise UserError(
-            f"{path.name} cannot be loaded by Ultralytics {ultralytics.__version__} ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:200]})",
+            f"{path.name} cannot be loaded by Ultralytics {ultralytics.__version__}: it is damaged, from an "
+            f"incompatible version, or holds classes outside Ultralytics' model format ({type(exc).__name__})",
             "pass a checkpoint saved by Ultralytics 8.x (best.pt from `yolo train`), or export it to ONNX",
         ) from exc
     model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else None

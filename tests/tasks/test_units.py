@@ -108,3 +108,20 @@ def test_draw_paints_boxes_and_labels():
     assert not frame.any()  # the input is left alone
     top = draw(frame, Decoded("classify", top=[(1, "b", 0.8), (0, "a", 0.2)]))
     assert top[:40].any() and not top[50:].any()
+
+
+def test_cli_refuses_a_foreign_pickle_in_one_line(tmp_path, capsys):
+    pytest.importorskip("ultralytics")
+    import torch
+
+    from oakpipe.cli import main
+
+    marker = tmp_path / "executed"
+    path = tmp_path / "best.pt"
+    torch.save({"model": Payload(str(marker))}, path)
+    code = main(["convert", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and not marker.exists()
+    assert "Traceback" not in err
+    assert [line for line in err.splitlines() if "error" in line][0].count("cannot be loaded by Ultralytics") == 1
+    assert not (tmp_path / "out" / "best.onnx").exists()
