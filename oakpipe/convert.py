@@ -376,7 +376,8 @@ class StageRunner:
             failed = [s.stage for s in report.stages if not s.passed]
             summary = "verification passed" if report.passed else (
                 f"stage {report.first_failure} fails; first layer: {report.blame}" if failed
-                else f"{len(report.fp16_flags)} tensor(s) leave the FP16 range")
+                else f"{len(report.fp16_flags)} tensor(s) leave the FP16 range"
+                + (f"; {report.blame}" if report.blame else ""))  # e.g. the untrained-BatchNorm note
             return {"passed": report.passed, "summary": summary, "table": lines}
 
         info = self._run("verify", key, list(REPORT_FILES), body, invalidates_export=False)

@@ -42,6 +42,8 @@ class ModelSource:
             return module_fingerprint(self.module)
         assert self.path is not None
         data = {self.kind: str(self.path.name), "sha256": sha256_file(self.path)}
+        if self.kind == "ultralytics":
+            data["name"] = Path(self.spec).name  # yolo11n.yaml and yolo11s.yaml share one file
         if self.kind == "ir":
             data["bin_sha256"] = sha256_file(self.path.with_suffix(".bin"))
         if self.kind == "python":
@@ -124,4 +126,4 @@ def ultralytics_source(spec: str) -> ModelSource:
         path = bundled_yaml(spec)
     if not path.is_file():
         raise UserError(f"checkpoint {spec} not found", "check the path to best.pt")
-    return ModelSource("ultralytics", safe_name(path.stem), spec, path.resolve())
+    return ModelSource("ultralytics", safe_name(Path(spec).stem), spec, path.resolve())

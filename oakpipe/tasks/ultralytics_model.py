@@ -17,6 +17,7 @@ keeps the blob smaller; the per-stride layout is what depthai-nodes and Luxonis'
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import torch
@@ -51,7 +52,7 @@ def load_model(path: Path) -> nn.Module:
         from ultralytics import YOLO
 
         try:
-            return YOLO(str(path)).model.float().eval()
+            return YOLO(str(path) if path.is_file() else path.name).model.float().eval()
         except Exception as exc:
             raise UserError(f"{path.name} is not an Ultralytics model YAML ({exc})", "check the file") from exc
     from ultralytics.nn.tasks import torch_safe_load
@@ -208,19 +209,30 @@ class ClassifyExport(nn.Module):
 
 
 def bundled_yaml(spec: str) -> Path:
-    """A YAML Ultralytics ships (``yolo11n.yaml``): its path, or the spec unchanged if unknown."""
+    """A YAML Ultralytics ships: ``yolo11n.yaml`` is ``yolo11.yaml`` at scale n (Ultralytics' own
+    naming rule); its path, or the spec unchanged if Ultralytics has no such file."""
     import_ultralytics()
     from ultralytics.utils.checks import check_yaml
 
-    try:
-        return Path(check_yaml(spec, hard=False) or spec)
-    except Exception:
-        return Path(spec)
+    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", Path(spec).stem) + Path(spec).suffix
+    for name in (spec, unified):
+        try:
+            found = check_yaml(name, hard=False)
+        except Exception:
+            found = None
+        if found:
+            return Path(found)
+    return Path(spec)
 
 
-def build_for_export(path: Path | None) -> nn.Module:
-    """``build``'s module, carrying its TaskInfo as ``oakpipe_task`` (read by the convert stages)."""
+def build_for_export(path: Path | None, spec: str | None = None) -> nn.Module:
+    """``build``'s module, carrying its TaskInfo as ``oakpipe_task`` (read by the convert stages).
+
+    ``spec`` keeps a bundled YAML's scale: ``yolo11s.yaml`` resolves to the file yolo11.yaml,
+    and Ultralytics reads the scale from the name it is given."""
     assert path is not None
+    if spec and path.suffix.lower() in (".yaml", ".yml") and not Path(spec).is_file():
+        path = path.with_name(Path(spec).name)  # Ultralytics finds the unified file and the scale itself
     module, info = build(path)
     module.oakpipe_task = info
     return module

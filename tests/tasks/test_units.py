@@ -125,3 +125,21 @@ def test_cli_refuses_a_foreign_pickle_in_one_line(tmp_path, capsys):
     assert "Traceback" not in err
     assert [line for line in err.splitlines() if "error" in line][0].count("cannot be loaded by Ultralytics") == 1
     assert not (tmp_path / "out" / "best.onnx").exists()
+
+
+def test_a_bundled_yaml_keeps_its_scale():
+    pytest.importorskip("ultralytics")
+    from tests.fixtures import torchvision_shim
+
+    torchvision_shim.install()
+    from oakpipe.models.loader import build_module
+    from oakpipe.models.source import parse_model_spec
+    from oakpipe.options import ConvertOptions
+
+    nano, small = parse_model_spec("yolo11n.yaml"), parse_model_spec("yolo11s.yaml")
+    assert (nano.kind, nano.name) == ("ultralytics", "yolo11n")
+    assert nano.path == small.path and nano.fingerprint() != small.fingerprint()  # one file, two scales
+    module = build_module(nano, ConvertOptions(model="yolo11n.yaml"))
+    assert module.oakpipe_task.task == "detect" and module.oakpipe_task.strides == [8, 16, 32]
+    params = sum(p.numel() for p in module.parameters())
+    assert 2.0e6 < params < 3.5e6  # YOLO11n has 2.6 M parameters (11s: 9.4 M)
