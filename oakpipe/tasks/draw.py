@@ -59,11 +59,18 @@ def draw_keypoints(picture: np.ndarray, keypoints) -> None:
 
 
 def draw_masks(picture: np.ndarray, masks: np.ndarray, class_ids: list[int], alpha: float = 0.45) -> None:
-    """Each instance's pixels tinted with its class colour."""
-    for where, class_id in zip(masks, class_ids):
-        if where.any():
-            colour = np.array(class_colour(class_id), np.float32)
-            picture[where] = (picture[where] * (1 - alpha) + colour * alpha).astype(np.uint8)
+    """Each instance's pixels tinted with its class colour (the later instance where they overlap).
+
+    One blend over the covered pixels, not one per instance: a frame can hold dozens."""
+    if not len(class_ids):
+        return
+    covered = masks.any(axis=0)
+    if not covered.any():
+        return
+    last = len(masks) - 1 - np.argmax(masks[::-1], axis=0)  # the last instance covering each pixel
+    colours = np.array([class_colour(c) for c in class_ids], np.float32)
+    tint = colours[last[covered]]
+    picture[covered] = (picture[covered] * (1 - alpha) + tint * alpha).astype(np.uint8)
 
 
 def draw_box(picture: np.ndarray, box, label: str, colour: tuple[int, int, int]) -> None:
