@@ -62,12 +62,12 @@ def head_of_archive(archive: Path) -> tuple[dict, list[int]] | None:
     os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
     import depthai as dai
 
+    config = dai.NNArchiveVersionedConfig(str(archive)).getConfig()
+    if not config.model.heads or config.model.heads[0].parser not in DECODED_PARSERS:
+        return None  # no head, or one run does not draw yet: the generic view, depthai-nodes not needed
     import_depthai_nodes()
     from depthai_nodes.node.parsers.utils.decode_head import decode_head
 
-    config = dai.NNArchiveVersionedConfig(str(archive)).getConfig()
-    if not config.model.heads:
-        return None
     inputs = config.model.inputs
     head_config = decode_head(config.model.heads[0])
     head_config["model_inputs"] = [{"shape": list(i.shape), "layout": str(i.layout)} for i in inputs]
@@ -103,9 +103,7 @@ class TaskDecoder:
     def for_archive(cls, archive: Path, **thresholds) -> "TaskDecoder | None":
         """A decoder for the archive's head; None when it has none, or one ``run`` does not draw yet."""
         found = head_of_archive(archive)
-        if not found or found[0].get("parser") not in DECODED_PARSERS:
-            return None
-        return cls(*found, **thresholds)
+        return cls(*found, **thresholds) if found else None
 
     def decode(self, outputs: dict[str, np.ndarray]) -> Decoded:
         message = to_nn_data(outputs)
@@ -198,6 +196,9 @@ def import_depthai_nodes():
     try:
         import depthai_nodes
         import depthai_nodes.node
+    except ImportError as exc:
+        raise UserError("decoding this model's outputs needs Luxonis' depthai-nodes",
+                        "pip install 'oakpipe[decode]' (or pip install --no-deps depthai-nodes)") from exc
     finally:
         if level is not None:
             os.environ["DEPTHAI_LEVEL"] = level
