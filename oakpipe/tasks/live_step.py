@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from oakpipe.errors import UserError
 from oakpipe.tasks.decode import Decoded, TaskDecoder
 
 
@@ -26,16 +27,19 @@ class TaskStep:
     @classmethod
     def open(cls, export, options) -> "TaskStep | None":
         """A step for the export's archive if its config has a head; None (the generic view) otherwise."""
+        results = getattr(options, "results", None)
         try:
             archive = Path(export.archive)
         except (KeyError, AttributeError):  # an export without an archive stage (e.g. an imported archive)
-            return None
-        if not archive.is_file():
-            return None
-        decoder = TaskDecoder.for_archive(Path(archive), conf=getattr(options, "conf", None))
+            archive = None
+        decoder = TaskDecoder.for_archive(archive, conf=getattr(options, "conf", None)) if (
+            archive is not None and archive.is_file()) else None
         if decoder is None:
+            if results is not None:
+                raise UserError(f"--results {results}: this model's archive names no parser run decodes",
+                                "use it with a detector, segmenter, pose model or classifier export")
             return None
-        return cls(decoder, getattr(options, "results", None))
+        return cls(decoder, results)
 
     def step(self, item, begun: float) -> tuple[np.ndarray, str]:
         """-> (the frame with results drawn on it, what the view shows)."""

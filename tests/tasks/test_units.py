@@ -157,3 +157,14 @@ def test_draw_tints_masks_with_the_later_instance_on_top():
     assert not picture[7].any()
     assert Decoded("segment", [Detection((0, 0, 8, 4), 0, "a", 0.5)], masks=masks[:1]).to_dict()[
         "detections"][0]["mask_pixels"] == 32
+
+
+@pytest.mark.toolchain  # the halve export runs every stage
+def test_results_for_a_model_without_a_head_is_refused(halve_export, tmp_path):
+    from oakpipe.live import run_export
+    from oakpipe.live.options import RunOptions
+
+    options = RunOptions(backend="host", source="sample", frames=1, display="none", results=tmp_path / "r.jsonl")
+    with pytest.raises(UserError, match="names no parser"):
+        run_export(halve_export.folder, options)
+    assert not list(tmp_path.iterdir())
