@@ -202,6 +202,12 @@ def code_hash(*modules: str, runner: str | tuple[str, ...]) -> str:
     return sha256_json({"modules": code_digest(modules), "runner": [_runner_source(name) for name in names]})
 
 
+def attach_task(info: dict, module) -> dict:
+    """Keep what a task model's outputs mean (oakpipe.tasks) in the ONNX stage's record."""
+    task = getattr(module, "oakpipe_task", None)
+    return {**info, "task": task.to_dict()} if task is not None else info
+
+
 @functools.lru_cache(maxsize=None)
 def _runner_source(name: str) -> str:
     """Read once per process, so that the key cannot change under a running program."""
@@ -292,7 +298,8 @@ class StageRunner:
             "source": source.fingerprint(), "extra": extra_inputs(options),
             "input_shape": options.input_shape, "opset": options.opset, "alpha": options.alpha,
             "tools": tool_versions("oakpipe", "torch", "onnx", "onnxslim"),
-            "code": code_hash("oakpipe.stages.onnx_export", "oakpipe.models.loader", runner="onnx"),
+            "code": code_hash("oakpipe.stages.onnx_export", "oakpipe.models.loader", "oakpipe.tasks.ultralytics_model",
+                              runner="onnx"),
         }
 
         def body(paths: dict[str, Path]) -> dict:
@@ -302,7 +309,8 @@ class StageRunner:
             if source.kind == "onnx":
                 assert source.path is not None
                 return onnx_export.import_onnx(source.path, options, path)
-            return onnx_export.export_torch(self.module(source), options, path)
+            info = onnx_export.export_torch(self.module(source), options, path)
+            return attach_task(info, self.module(source))
 
         return self._run("onnx", key, [f"{source.name}.onnx"], body)
 
@@ -420,15 +428,17 @@ class StageRunner:
 
     def archive(self) -> dict:
         name = self.manifest.data["model"]["name"]
+        task = self.manifest.stages.get("onnx", {}).get("info", {}).get("task")  # set by attach_task
         key = {"blob": self._sha("blob"), "name": name, "tools": tool_versions("oakpipe"),
-               "code": code_hash("oakpipe.stages.archive", "oakpipe.blobfile", runner="archive")}
+               "code": code_hash("oakpipe.stages.archive", "oakpipe.blobfile", "oakpipe.tasks.heads", runner="archive"),
+               "task": task}
         blob_path = self.manifest.artifact("blob", ".blob")
 
         def body(paths: dict[str, Path]) -> dict:
             from oakpipe.blobfile import read_blob
             from oakpipe.stages.archive import build_archive
 
-            return build_archive(name, blob_path, read_blob(blob_path), paths[f"{name}.tar.xz"])
+            return build_archive(name, blob_path, read_blob(blob_path), paths[f"{name}.tar.xz"], task)
 
         return self._run("archive", key, [f"{name}.tar.xz"], body)
 
@@ -458,7 +468,8 @@ class StageRunner:
             failed = [s.stage for s in report.stages if not s.passed]
             summary = "verification passed" if report.passed else (
                 f"stage {report.first_failure} fails; first layer: {report.blame}" if failed
-                else f"{len(report.fp16_overflows)} tensor(s) overflow FP16 (above 65504)")
+                else f"{len(report.fp16_overflows)} tensor(s) overflow FP16 (above 65504)"
+                + (f"; {report.blame}" if report.blame else ""))  # e.g. the untrained-BatchNorm note
             return {"passed": report.passed, "summary": summary, "table": lines}
 
         info = self._run("verify", key, list(REPORT_FILES), body, invalidates_export=False)

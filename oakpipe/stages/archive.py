@@ -51,7 +51,8 @@ def archive_config(name: str, blob_name: str, blob: BlobInfo) -> dict:
         }
         for port in blob.inputs
     ]
-    outputs = [{"name": port.name, "dtype": "float16", "shape": port.nchw, "layout": "NCHW"} for port in blob.outputs]
+    outputs = [{"name": port.name, "dtype": "float16", "shape": port.nchw, "layout": output_layout(port.nchw)}
+               for port in blob.outputs]
     return {
         "config_version": CONFIG_VERSION,
         "model": {
@@ -63,8 +64,17 @@ def archive_config(name: str, blob_name: str, blob: BlobInfo) -> dict:
     }
 
 
-def build_archive(name: str, blob_path: Path, blob: BlobInfo, archive_path: Path) -> dict:
+def output_layout(shape: list[int]) -> str:
+    """One letter per axis (luxonis-ml rejects a layout longer than the shape): NCHW, NC, ..."""
+    return "NCHW" if len(shape) == 4 else "NCDEFGH"[: len(shape)]
+
+
+def build_archive(name: str, blob_path: Path, blob: BlobInfo, archive_path: Path, task: dict | None = None) -> dict:
     config = archive_config(name, blob_path.name, blob)
+    if task:  # a detector/classifier: name the parser that decodes it (luxonis-ml's head schema)
+        from oakpipe.tasks.heads import archive_heads
+
+        config["model"]["heads"] = archive_heads(task, config)
     payload = json.dumps(config, indent=2).encode()
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:

@@ -47,6 +47,8 @@ def table_lines(report: VerifyReport) -> list[str]:
         lines.append(f"  remedies: {fp16_ranges.REMEDIES}")
     if report.first_failure:
         lines.append(f"first failing stage: {STAGE_TITLES[report.first_failure]}; first layer: {report.blame}")
+    elif report.blame:  # no failing stage, FP16 flags only: e.g. the untrained-BatchNorm note
+        lines.append(f"note: {report.blame}")
     lines.append("verify: PASSED" if report.passed else "verify: FAILED")
     return lines
 

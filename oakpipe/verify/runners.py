@@ -49,6 +49,8 @@ def _named(result, names: list[str]) -> Outputs:
 
     if isinstance(result, torch.Tensor):
         values = [result]
+    elif isinstance(result, dict) and all(n in result for n in names):
+        return {n: result[n].detach().float().numpy() for n in names}  # by name: a blob may reorder outputs
     elif isinstance(result, dict):
         values = list(result.values())
     else:
