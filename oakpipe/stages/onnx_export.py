@@ -104,9 +104,7 @@ def export_torch(module, options: ConvertOptions, path: Path) -> dict:
     x = example_input(options)
     reference = run_forward(module, x)
     names = output_names_of(reference)
-    # The wrapper takes the module's mode: torch.onnx.export restores the wrapper's own (train)
-    # mode afterwards, recursively, which left dict-output models in training mode for verify.
-    exported = _tuple_outputs(module).train(module.training) if isinstance(reference, dict) else module
+    exported = _tuple_outputs(module) if isinstance(reference, dict) else module
     try:
         # torch.onnx.export sets the mode it exports in and then restores the wrapper's
         # mode recursively, which would leave a wrapped user model in train():
