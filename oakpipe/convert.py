@@ -442,7 +442,7 @@ class StageRunner:
         return self._run("archive", key, [f"{name}.tar.xz"], body)
 
     def verify(self, source: ModelSource) -> dict:
-        from oakpipe.verify.report import REPORT_FILES
+        from oakpipe.verify import REPORT_FILES
 
         options = self.options
         key = {
