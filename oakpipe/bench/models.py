@@ -3,6 +3,8 @@ hide behind inference (issue 3's goal is set for a CNN of at least 1 GMAC at 256
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -72,3 +74,24 @@ class ResNet50(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+YOLOV8N_SOURCE = '''"""YOLOv8n from Ultralytics' own YAML, random weights, the head's raw maps as outputs."""
+from ultralytics.nn.tasks import DetectionModel
+
+
+def build():
+    model = DetectionModel("yolov8n.yaml", verbose=False).eval()
+    head = model.model[-1]
+    head.export, head.format = True, "onnx"  # export mode: no anchors or grid in the forward's Python
+    return model
+'''
+
+
+def yolov8n_file(folder: Path) -> Path:
+    """A ``file.py`` whose ``build()`` makes YOLOv8n; ImportError when Ultralytics is absent."""
+    import ultralytics  # noqa: F401 (raises here, not in the convert)
+
+    path = folder / "yolov8n_model.py"
+    path.write_text(YOLOV8N_SOURCE)
+    return path
