@@ -85,11 +85,12 @@ def export_torch(module, options: ConvertOptions, path: Path) -> dict:
     reference = run_forward(module, x)
     names = output_names_of(reference)
     exported = _tuple_outputs(module) if isinstance(reference, dict) else module
+    buffer = io.BytesIO()  # slimmed in memory: the raw export is never written, read back and rewritten
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                exported, (x,), str(path), dynamo=False, opset_version=options.opset,
+                exported, (x,), buffer, dynamo=False, opset_version=options.opset,
                 input_names=[INPUT_NAME], output_names=names, do_constant_folding=True,
             )
     except Exception as exc:
@@ -98,8 +99,9 @@ def export_torch(module, options: ConvertOptions, path: Path) -> dict:
             f"torch.onnx.export (opset {options.opset}) failed: {first}",
             "replace the op named above with one ONNX opset 11-13 has, or try another --opset",
         ) from exc
-    slim_in_place(path)
-    return describe_onnx(onnx.load(str(path)))
+    model = slimmed(onnx.load_from_string(buffer.getvalue()))
+    onnx.save(model, str(path))
+    return describe_onnx(model)
 
 
 def import_onnx(source: Path, options: ConvertOptions, path: Path) -> dict:
@@ -190,14 +192,18 @@ def rename_value(graph, old: str, new: str) -> None:
 
 
 def slim_in_place(path: Path) -> None:
+    onnx.save(slimmed(onnx.load(str(path))), str(path))
+
+
+def slimmed(model: onnx.ModelProto) -> onnx.ModelProto:
     """Fold constants and drop dead nodes; fail loudly if the result is not valid ONNX."""
     import onnxslim
 
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        slimmed = onnxslim.slim(onnx.load(str(path)))
-    onnx.checker.check_model(slimmed)
-    onnx.save(slimmed, str(path))
+        result = onnxslim.slim(model)
+    onnx.checker.check_model(result)
+    return result
 
 
 def describe_onnx(model: onnx.ModelProto) -> dict:
