@@ -80,7 +80,7 @@ YOLOV8N_SOURCE = '''"""YOLOv8n from Ultralytics' own YAML, random weights, the h
 from ultralytics.nn.tasks import DetectionModel
 
 
-def build():
+def yolov8n():
     model = DetectionModel("yolov8n.yaml", verbose=False).eval()
     head = model.model[-1]
     head.export, head.format = True, "onnx"  # export mode: no anchors or grid in the forward's Python
@@ -89,7 +89,7 @@ def build():
 
 
 def yolov8n_file(folder: Path) -> Path:
-    """A ``file.py`` whose ``build()`` makes YOLOv8n; ImportError when Ultralytics is absent."""
+    """A ``file.py`` whose ``yolov8n()`` makes YOLOv8n; ImportError when Ultralytics is absent."""
     import ultralytics  # noqa: F401 (raises here, not in the convert)
 
     path = folder / "yolov8n_model.py"

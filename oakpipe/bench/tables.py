@@ -72,9 +72,10 @@ def large_models_section(results: dict) -> list[str]:
             notes.append(f"{r['model']} at {shape}: not measured: {r['skipped']}.")
             continue
         rows.append([r["model"], shape, f"{r['cold_s']:.1f}", *(f"{r['stages_s'].get(s, 0.0):.2f}" for s in columns),
-                     f"{100 * r['archive_share']:.0f}%", f"{r['archive_bytes'] / 2**20:.1f} MiB"])
+                     f"{100 * r['archive_share']:.0f}%", f"{r['archive_bytes'] / 2**20:.1f} MiB",
+                     {True: "passed", False: "failed"}.get(r.get("verified"), "-")])
     lines = ["## Cold convert of large models (seconds, verify included)", ""]
-    lines += _table(["model", "input", "total", *columns, "archive share", "archive"], rows)
+    lines += _table(["model", "input", "total", *columns, "archive share", "archive", "verify"], rows)
     return lines + notes + ([""] if notes else [])
 
 

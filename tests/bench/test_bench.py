@@ -17,7 +17,7 @@ def fake_results() -> dict:
         "large_models": [{"model": "ResNet-50", "input": [1, 3, 224, 224], "cold_s": 40.0,
                           "stages_s": {"onnx": 10.0, "device": 1.0, "ir": 3.0, "blob": 5.0, "archive": 1.0,
                                        "verify": 15.0},
-                          "archive_share": 0.025, "archive_bytes": 50 * 2**20},
+                          "archive_share": 0.025, "archive_bytes": 50 * 2**20, "verified": True},
                          {"model": "YOLOv8n", "input": [1, 3, 416, 416], "skipped": "Ultralytics is not installed"}],
         "manual_2021": {"model": "stylizer", "size": 256, "model_optimizer_s": 15.0, "compile_s": 5.0,
                         "total_s": 20.0},
@@ -46,7 +46,7 @@ def test_tables_show_ratios_and_fractions_of_peak():
 
 def test_large_models_show_every_stage_and_say_why_a_row_is_missing():
     text = markdown(fake_results())
-    assert "| ResNet-50 | 224x224 | 40.0 | 10.00 | 1.00 | 3.00 | 5.00 | 1.00 | 15.00 | 2% | 50.0 MiB |" in text
+    assert "| ResNet-50 | 224x224 | 40.0 | 10.00 | 1.00 | 3.00 | 5.00 | 1.00 | 15.00 | 2% | 50.0 MiB | passed |" in text
     assert "YOLOv8n at 416x416: not measured: Ultralytics is not installed." in text
 
 
