@@ -75,7 +75,7 @@ def large_models_section(results: dict) -> list[str]:
                      f"{100 * r['archive_share']:.0f}%", f"{r['archive_bytes'] / 2**20:.1f} MiB",
                      {True: "passed", False: "failed"}.get(r.get("verified"), "-")])
     lines = ["## Cold convert of large models (seconds, verify included)", ""]
-    lines += _table(["model", "input", "total", *columns, "archive share", "archive", "verify"], rows)
+    lines += _table(["model", "input", "total", *columns, "archive share", "archive", "verified"], rows)
     return lines + notes + ([""] if notes else [])
 
 
