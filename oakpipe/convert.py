@@ -210,10 +210,20 @@ def attach_task(info: dict, module) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _runner_source(name: str) -> str:
-    """Read once per process, so that the key cannot change under a running program."""
-    import inspect
+    """Read once per process, so that the key cannot change under a running program.
 
-    return inspect.getsource(getattr(StageRunner, name))
+    The method's lines as its code objects span them (nested functions included): what
+    ``inspect.getsource`` returns less its trailing comments, without its tokenizer, which
+    cost a cached convert more than the rest of its hashing."""
+    code = getattr(StageRunner, name).__code__
+    lines = Path(code.co_filename).read_text(encoding="utf-8").splitlines(keepends=True)
+    return "".join(lines[code.co_firstlineno - 1 : _last_line(code)])
+
+
+def _last_line(code) -> int:
+    ends = [end for _, end, _, _ in code.co_positions() if end is not None]
+    ends += [_last_line(c) for c in code.co_consts if hasattr(c, "co_positions")]
+    return max(ends, default=code.co_firstlineno)
 
 
 def options_from_manifest(folder: Path, **overrides) -> ConvertOptions:
@@ -443,7 +453,7 @@ class StageRunner:
         return self._run("archive", key, [f"{name}.tar.xz"], body)
 
     def verify(self, source: ModelSource) -> dict:
-        from oakpipe.verify.report import REPORT_FILES
+        from oakpipe.verify import REPORT_FILES
 
         options = self.options
         key = {

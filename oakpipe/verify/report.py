@@ -10,8 +10,6 @@ from oakpipe.manifest import write_atomic
 from oakpipe.verify import ranges as fp16_ranges
 from oakpipe.verify.core import STAGE_TITLES, VerifyReport
 
-REPORT_FILES = ("verify.json", "verify.md", "verify_ranges.png")
-
 
 def _number(value: float | None, fmt: str) -> str:
     if value is None:
