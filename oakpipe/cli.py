@@ -123,6 +123,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="the OAK to run on: its MxId, USB port name or IP (see oakpipe doctor)")
     parser.add_argument("--nn-queue", type=int, default=1,
                         help="frames the OAK's network input queue holds (default 1, the lowest latency)")
+    parser.add_argument("--results", type=Path, help="detectors/classifiers: write each frame's decoded boxes "
+                        "or top-5 labels to OUT.jsonl (one JSON line per frame)")
+    parser.add_argument("--conf", type=float, help="detectors: confidence threshold (default: the archive's, 0.25)")
 
 
 def run_options(args: argparse.Namespace):
@@ -130,7 +133,8 @@ def run_options(args: argparse.Namespace):
 
     return RunOptions(backend=args.backend, source=args.source, frames=args.frames, display=args.display,
                       record=args.record, save_frames=args.save_frames, fps=args.fps, strip=args.strip,
-                      port=args.port, host=args.host, device=args.device, nn_queue=args.nn_queue)
+                      port=args.port, host=args.host, device=args.device, nn_queue=args.nn_queue,
+                      results=args.results, conf=args.conf)
 
 
 def run_and_report(export, options, progress: Progress) -> int:
@@ -139,7 +143,8 @@ def run_and_report(export, options, progress: Progress) -> int:
 
     summary = run_export(export, options, progress)  # every file is complete (or an error) by now
     lines = [f"oakpipe run: {summary.one_line()}"]
-    for label, path in (("recorded", options.record), ("frames in", options.save_frames), ("strip", options.strip)):
+    for label, path in (("recorded", options.record), ("frames in", options.save_frames), ("strip", options.strip),
+                        ("results", options.results)):
         if path is not None and summary.frames and Path(path).exists():
             lines.append(f"  {label:<10} {path}")
     try:

@@ -40,8 +40,7 @@ def module_file(name: str, package: Path = PACKAGE) -> Path | None:
 #: ``import a.b as c, d`` and ``from .a import (b, c)``, wherever they stand (inside functions
 #: too). Text that only looks like an import (in a docstring) can only add files, never hide one.
 IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w.]+(?:[ \t]+as[ \t]+\w+)?(?:[ \t]*,[ \t]*[\w.]+(?:[ \t]+as[ \t]+\w+)?)*)", re.M)
-#: A parenthesised list may hold comments, and a comment may hold ")": it runs to its line's end.
-FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\((?:[^)#]|#[^\n]*)*\)|[^\n;#]*)", re.M)
+FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n;#]*)", re.M)
 
 
 @functools.lru_cache(maxsize=None)
@@ -51,7 +50,8 @@ def _imported_names(path: Path, name: str, package: Path) -> set[str]:
 
     A scan of the text rather than ``ast``: the same statements (a test checks it against
     ``ast`` on every module) at a fraction of the cost, which every cached convert pays."""
-    text = path.read_text(encoding="utf-8")
+    # Comments go first: one inside an import's parentheses may hold a ")" of its own.
+    text = re.sub(r"#[^\n]*", "", path.read_text(encoding="utf-8"))
     is_package = path.name == "__init__.py"
     names: set[str] = set()
     for match in IMPORT.finditer(text):

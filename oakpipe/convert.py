@@ -229,12 +229,28 @@ def code_hash(*modules: str, runner: str | tuple[str, ...]) -> str:
     return sha256_json({"modules": code_digest(modules), "runner": [_runner_source(name) for name in names]})
 
 
+def attach_task(info: dict, module) -> dict:
+    """Keep what a task model's outputs mean (oakpipe.tasks) in the ONNX stage's record."""
+    task = getattr(module, "oakpipe_task", None)
+    return {**info, "task": task.to_dict()} if task is not None else info
+
+
 @functools.lru_cache(maxsize=None)
 def _runner_source(name: str) -> str:
-    """Read once per process, so that the key cannot change under a running program."""
-    import inspect
+    """Read once per process, so that the key cannot change under a running program.
 
-    return inspect.getsource(getattr(StageRunner, name))
+    The method's lines as its code objects span them (nested functions included): what
+    ``inspect.getsource`` returns less its trailing comments, without its tokenizer, which
+    cost a cached convert more than the rest of its hashing."""
+    code = getattr(StageRunner, name).__code__
+    lines = Path(code.co_filename).read_text(encoding="utf-8").splitlines(keepends=True)
+    return "".join(lines[code.co_firstlineno - 1 : _last_line(code)])
+
+
+def _last_line(code) -> int:
+    ends = [end for _, end, _, _ in code.co_positions() if end is not None]
+    ends += [_last_line(c) for c in code.co_consts if hasattr(c, "co_positions")]
+    return max(ends, default=code.co_firstlineno)
 
 
 def options_from_manifest(folder: Path, **overrides) -> ConvertOptions:
@@ -319,7 +335,8 @@ class StageRunner:
             "source": source.fingerprint(), "extra": extra_inputs(options),
             "input_shape": options.input_shape, "opset": options.opset, "alpha": options.alpha,
             "tools": tool_versions("oakpipe", "torch", "onnx", "onnxslim"),
-            "code": code_hash("oakpipe.stages.onnx_export", "oakpipe.models.loader", runner="onnx"),
+            "code": code_hash("oakpipe.stages.onnx_export", "oakpipe.models.loader", "oakpipe.tasks.ultralytics_model",
+                              runner="onnx"),
         }
 
         def body(paths: dict[str, Path]) -> dict:
@@ -329,7 +346,8 @@ class StageRunner:
             if source.kind == "onnx":
                 assert source.path is not None
                 return onnx_export.import_onnx(source.path, options, path)
-            return onnx_export.export_torch(self.module(source), options, path)
+            info = onnx_export.export_torch(self.module(source), options, path)
+            return attach_task(info, self.module(source))
 
         return self._run("onnx", key, [f"{source.name}.onnx"], body)
 
@@ -447,20 +465,22 @@ class StageRunner:
 
     def archive(self) -> dict:
         name = self.manifest.data["model"]["name"]
+        task = self.manifest.stages.get("onnx", {}).get("info", {}).get("task")  # set by attach_task
         key = {"blob": self._sha("blob"), "name": name, "tools": tool_versions("oakpipe"),
-               "code": code_hash("oakpipe.stages.archive", "oakpipe.blobfile", runner="archive")}
+               "code": code_hash("oakpipe.stages.archive", "oakpipe.blobfile", "oakpipe.tasks.heads", runner="archive"),
+               "task": task}
         blob_path = self.manifest.artifact("blob", ".blob")
 
         def body(paths: dict[str, Path]) -> dict:
             from oakpipe.blobfile import read_blob
             from oakpipe.stages.archive import build_archive
 
-            return build_archive(name, blob_path, read_blob(blob_path), paths[f"{name}.tar.xz"])
+            return build_archive(name, blob_path, read_blob(blob_path), paths[f"{name}.tar.xz"], task)
 
         return self._run("archive", key, [f"{name}.tar.xz"], body)
 
     def verify(self, source: ModelSource) -> dict:
-        from oakpipe.verify.report import REPORT_FILES
+        from oakpipe.verify import REPORT_FILES
 
         options = self.options
         key = {
@@ -485,7 +505,8 @@ class StageRunner:
             failed = [s.stage for s in report.stages if not s.passed]
             summary = "verification passed" if report.passed else (
                 f"stage {report.first_failure} fails; first layer: {report.blame}" if failed
-                else f"{len(report.fp16_overflows)} tensor(s) overflow FP16 (above 65504)")
+                else f"{len(report.fp16_overflows)} tensor(s) overflow FP16 (above 65504)"
+                + (f"; {report.blame}" if report.blame else ""))  # e.g. the untrained-BatchNorm note
             return {"passed": report.passed, "summary": summary, "table": lines}
 
         info = self._run("verify", key, list(REPORT_FILES), body, invalidates_export=False)

@@ -14,7 +14,7 @@ from oakpipe.errors import ToolchainError
 
 #: Import names of the convert extra (pyproject's ``[convert]``), with their package names.
 CONVERT_MODULES = {"torch": "torch", "onnx": "onnx", "onnxruntime": "onnxruntime", "onnxslim": "onnxslim",
-                   "pydantic": "pydantic", "yaml": "pyyaml"}
+                   "pydantic": "pydantic", "yaml": "pyyaml", "luxonis_ml": "luxonis-ml"}
 CONVERT_INSTALL = "pip install 'oakpipe[convert]'"
 #: CLI commands that need the convert extra (``run``, ``toolchain`` and ``doctor`` do not).
 CONVERT_COMMANDS = frozenset({"convert", "verify", "deploy", "bench", "estimate"})

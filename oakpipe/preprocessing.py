@@ -22,10 +22,12 @@ a config file) override it, and a conflict is stated in one line (``resolve_cont
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from oakpipe.errors import UserError
+
+if TYPE_CHECKING:  # numpy is imported where it is used: a cached convert never needs it
+    import numpy as np
 
 #: ImageNet statistics on 0..255 RGB, the ``imagenet`` shorthand of Luxonis' modelconverter.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -195,6 +197,8 @@ def parse_channel_values(text: str, option: str) -> tuple[float, float, float]:
 
 def frame_to_model_input(frame_planar: np.ndarray, pre: Preprocessing) -> np.ndarray:
     """U8 planar BGR frame (3, H, W) -> the model's float32 input (1, 3, H, W)."""
+    import numpy as np
+
     frame = np.asarray(frame_planar, dtype=np.float32)
     if frame.ndim == 4:
         frame = frame[0]
@@ -213,6 +217,8 @@ def model_output_to_frame(image: np.ndarray, pre: Preprocessing) -> np.ndarray:
     The inverse of the input contract, so that an identity model shows the camera frame
     and ``halve`` shows a dimmer copy of it.
     """
+    import numpy as np
+
     image = np.asarray(image, dtype=np.float32)
     while image.ndim > 3:
         image = image[0]
@@ -229,6 +235,8 @@ def model_output_to_frame(image: np.ndarray, pre: Preprocessing) -> np.ndarray:
 
 def bgr_to_planar(image_bgr: np.ndarray) -> np.ndarray:
     """Interleaved (H, W, 3) -> planar (3, H, W), as the camera's BGR888p preview."""
+    import numpy as np
+
     return np.ascontiguousarray(image_bgr.transpose(2, 0, 1))
 
 
@@ -236,6 +244,7 @@ def fit_like_camera_preview(image_bgr: np.ndarray, width: int, height: int) -> n
     """Centre-crop to the preview's aspect ratio, then resize: what ColorCamera's preview does
     with keep-aspect-ratio on (its default)."""
     import cv2
+    import numpy as np
 
     h, w = image_bgr.shape[:2]
     target = width / height

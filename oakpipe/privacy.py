@@ -17,8 +17,8 @@ the opt-in ``--compiler blobconverter``, and depthai's own search when looking f
   ``try: import openvino_telemetry ... except ImportError:`` and falls back to its own
   no-op ``telemetry_stub``. Marking the module absent in ``sys.modules`` makes that import
   fail: nothing is sent, no thread is started, nothing is written, for this process only.
-- The 2021.4 toolchain runs in another interpreter: ``compile_worker.py`` (which must
-  not import oakpipe) repeats the one line of ``PRELUDE``; ``python_module_args`` runs any
+- The 2021.4 toolchain runs in another interpreter: ``compile_worker.py`` (which cannot
+  use oakpipe's modules) repeats the one line of ``PRELUDE``; ``python_module_args`` runs any
   other of its tools (the Model Optimizer) behind it.
 """
 

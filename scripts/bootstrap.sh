@@ -94,4 +94,12 @@ fi
 # TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu to take the CPU build instead.
 "$venv/bin/python" -m pip install -q torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 "$venv/bin/python" -m pip install -q -e '.[convert,test]'
+# Ultralytics (tests build best.pt checkpoints; users bring their own): without its
+# opencv-python requirement, which would install a second cv2 over opencv-python-headless.
+"$venv/bin/python" -m pip install -q --no-deps 'ultralytics>=8.4,<8.5' 'ultralytics-thop>=2.2.3' \
+  "torchvision==0.28.0" ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"}
+"$venv/bin/python" -m pip install -q matplotlib psutil polars requests
+# depthai-nodes (decoding task models in `run`): its needs (depthai, numpy, OpenCV) are
+# installed above; --no-deps keeps its opencv-python-headless~=4.10 pin from downgrading OpenCV.
+"$venv/bin/python" -m pip install -q --no-deps 'depthai-nodes>=0.7,<0.8'
 echo "bootstrap: oakpipe installed in $venv ($("$venv/bin/oakpipe" --version))"

@@ -1,4 +1,5 @@
 import threading
+import time
 
 import pytest
 
@@ -66,6 +67,28 @@ def test_export_lock_serialises_writers(tmp_path):
     for t in threads:
         t.join()
     assert not overlaps
+
+
+def test_an_untouched_artifact_is_not_hashed_again_but_any_rewrite_is_caught(tmp_path, monkeypatch):
+    """The stamp (size, mtime, ctime, inode) stands in for the digest only while the file is
+    untouched: a same-size rewrite with its mtime set back still changes its ctime."""
+    import os
+
+    from oakpipe import manifest as manifest_module
+
+    run_stage(Manifest.load(tmp_path), "s", {"k": 1}, ["a.txt"], write("one"))
+    hashed = []
+    real = manifest_module.sha256_file
+    monkeypatch.setattr(manifest_module, "sha256_file", lambda p: hashed.append(p) or real(p))
+    _, cached = run_stage(Manifest.load(tmp_path), "s", {"k": 1}, ["a.txt"], write("two"))
+    assert cached and hashed == []
+    path = tmp_path / "a.txt"
+    before = path.stat()
+    time.sleep(0.05)  # file times come from a coarse kernel clock (ticks of a few ms): let it tick
+    path.write_text("owt")  # same size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    _, cached = run_stage(Manifest.load(tmp_path), "s", {"k": 1}, ["a.txt"], write("two"))
+    assert not cached and path.read_text() == "two"
 
 
 def test_replaced_atomically_puts_a_file_in_place_only_when_its_block_ends_well(tmp_path):

@@ -51,6 +51,8 @@ def run_bench(quick: bool, progress: Progress) -> dict:
         results["conversion"].append(conversion.cold_and_cached(model, 256, cached_repeats=plan.repeats))
     with tempfile.TemporaryDirectory(prefix="oakpipe-bench-") as tmp:
         workdir = Path(tmp)
+        progress.say("cold converts of ResNet-50 and YOLOv8n, verify included")
+        results["large_models"] = conversion.large_models(workdir)
         progress.say("host inference of the stylizer at 256x256")
         results["inference"] = inference_table(workdir, plan)
         progress.say("host pipeline against raw OpenVINO on a 1.2 GMAC CNN; halve's per-frame cost")

@@ -32,6 +32,7 @@ def conversion_section(results: dict) -> list[str]:
                      f"{r['cached_cli_s']:.2f}", f"{r['blob_bytes'] / 1024:.0f} KiB"])
     lines = ["## Conversion at 256x256 (seconds)", ""]
     lines += _table(["model", "cold total", *STAGE_COLUMNS, "cached (API)", "cached (CLI)", "blob"], rows)
+    lines += cached_cli_lines(results["conversion"])
     manual = results.get("manual_2021")
     stylizer = next((r for r in results["conversion"] if r["model"] == "stylizer"), None)
     if manual and stylizer:
@@ -44,6 +45,38 @@ def conversion_section(results: dict) -> list[str]:
         lines += ["The 2021 manual chain was not measured: install its Model Optimizer with "
                   "`oakpipe toolchain install --with-model-optimizer`.", ""]
     return lines
+
+
+def cached_cli_lines(conversion: list[dict]) -> list[str]:
+    """A cached `oakpipe convert` beside the floor of any CLI call, measured in the same run."""
+    lines = []
+    for r in conversion:
+        if "python_pass_s" not in r:  # result files written before this was measured
+            continue
+        lines.append(f"Cached `oakpipe convert {r['model']}` from the shell: {r['cached_cli_s']:.2f} s = "
+                     f"{r['cached_cli_over_python']:.1f}x `python -c pass` ({r['python_pass_s']:.3f} s), "
+                     f"{r['cached_cli_over_help']:.2f}x `oakpipe --help` ({r['help_s']:.2f} s).")
+    return lines + [""] if lines else []
+
+
+def large_models_section(results: dict) -> list[str]:
+    """Cold converts of large models, verify included, per stage."""
+    data = results.get("large_models")
+    if not data:
+        return []
+    columns = (*STAGE_COLUMNS, "verify")
+    rows, notes = [], []
+    for r in data:
+        shape = "x".join(map(str, r["input"][2:]))
+        if r.get("skipped"):
+            notes.append(f"{r['model']} at {shape}: not measured: {r['skipped']}.")
+            continue
+        rows.append([r["model"], shape, f"{r['cold_s']:.1f}", *(f"{r['stages_s'].get(s, 0.0):.2f}" for s in columns),
+                     f"{100 * r['archive_share']:.0f}%", f"{r['archive_bytes'] / 2**20:.1f} MiB",
+                     {True: "passed", False: "failed"}.get(r.get("verified"), "-")])
+    lines = ["## Cold convert of large models (seconds, verify included)", ""]
+    lines += _table(["model", "input", "total", *columns, "archive share", "archive", "verified"], rows)
+    return lines + notes + ([""] if notes else [])
 
 
 def inference_section(results: dict) -> list[str]:
@@ -108,7 +141,7 @@ def rvc2_section(results: dict) -> list[str]:
 
 def markdown(results: dict) -> str:
     lines = [f"# oakpipe bench, {results['date']}{' (quick)' if results['quick'] else ''}", ""]
-    for section in (machine_section, rvc2_section, conversion_section, inference_section, pipeline_section,
+    for section in (machine_section, rvc2_section, conversion_section, large_models_section, inference_section, pipeline_section,
                     scaling_section):
         lines += section(results)
     return "\n".join(lines)

@@ -40,6 +40,9 @@ class RunOptions:
     device: str | None = None
     #: ``--nn-queue``: frames the OAK's network input holds (non-blocking for the camera).
     nn_queue: int = 1
+    #: Task models (oakpipe.tasks): JSON lines of decoded results, and the detection threshold.
+    results: Path | None = None
+    conf: float | None = None
 
     def __post_init__(self) -> None:
         if self.device and self.backend == "host":
@@ -63,6 +66,10 @@ class RunOptions:
             if Path(self.record).suffix.lower() != ".mp4":
                 raise UserError(f"--record {self.record}: only .mp4 is written", "name it e.g. out.mp4")
             check_writable_file(Path(self.record), "--record")
+        if self.results is not None:
+            check_writable_file(Path(self.results), "--results")
+        if self.conf is not None and not 0 < self.conf < 1:
+            raise UserError(f"--conf {self.conf} is outside (0, 1)", "e.g. --conf 0.25")
         if self.strip is not None:
             if Path(self.strip).suffix.lower() not in (".png", ".jpg", ".jpeg"):
                 raise UserError(f"--strip {self.strip}: write a .png or .jpg", "name it e.g. strip.png")

@@ -26,6 +26,7 @@ from oakpipe.live.signals import (
     stop_on_signals,
 )
 from oakpipe.progress import Progress
+from oakpipe.tasks.live_step import TaskStep
 
 
 def choose_backend(requested: str, progress: Progress) -> str:
@@ -66,11 +67,14 @@ def _run(export: Path | RunnableExport, options: RunOptions, progress: Progress,
                  f"source {source_name}, display: {why}" + (f", {limit} frames" if limit else ""))
     with file_size_limit_is_an_error():
         outputs = Outputs(options, window, options.fps or source_fps or 30.0, name=runnable.name)
+        tasks = TaskStep.open(runnable.export, options)  # decodes/draws task models; None otherwise
         try:
-            summary = _loop(stream, runnable, outputs, backend, source_name, on_frame)
+            summary = _loop(stream, runnable, outputs, backend, source_name, on_frame, tasks)
         finally:  # on any exit: every file finished (or removed), the source released
             with held():
                 failure = outputs.close()
+                if tasks is not None:
+                    tasks.close()
                 for close in closers:
                     close()
     if failure is not None:
@@ -99,7 +103,7 @@ def _host_stream(runnable: RunnableExport, options: RunOptions, window: bool, pr
 
 
 def _loop(stream: Iterator[Inferred], runnable: RunnableExport, outputs: Outputs, backend: str,
-          source_name: str, on_frame) -> RunSummary:
+          source_name: str, on_frame, tasks: TaskStep | None = None) -> RunSummary:
     stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
     latency: list[float] = []
     shows, stopped_by, signum = "", "source ended", None
@@ -108,7 +112,8 @@ def _loop(stream: Iterator[Inferred], runnable: RunnableExport, outputs: Outputs
     try:
         for item in stream:
             with held():  # a signal here stops the run after this frame, not inside it
-                keep_going, shows = _one_frame(item, runnable, outputs, backend, on_frame, recent, stage_ms, latency)
+                keep_going, shows = _one_frame(item, runnable, outputs, backend, on_frame, recent, stage_ms, latency,
+                                              tasks, begun)
             if not keep_going:
                 stopped_by = "stopped by the user"
                 break
@@ -127,10 +132,14 @@ def _loop(stream: Iterator[Inferred], runnable: RunnableExport, outputs: Outputs
 
 
 def _one_frame(item: Inferred, runnable: RunnableExport, outputs: Outputs, backend: str, on_frame,
-               recent: list[float], stage_ms: dict[str, list[float]], latency: list[float]) -> tuple[bool, str]:
+               recent: list[float], stage_ms: dict[str, list[float]], latency: list[float],
+               tasks: TaskStep | None, begun: float) -> tuple[bool, str]:
     """Decode, show, record and time one frame; -> (keep going?, what the output shows as)."""
     t0 = time.perf_counter()
-    picture, shows = decode_outputs(item.outputs, runnable.preprocessing, (runnable.width, runnable.height))
+    if tasks is not None:  # a detector, segmenter, pose or classifier: decoded and drawn
+        picture, shows = tasks.step(item, begun)
+    else:
+        picture, shows = decode_outputs(item.outputs, runnable.preprocessing, (runnable.width, runnable.height))
     t1 = time.perf_counter()
     clean = side_by_side(item.frame, picture)
     if on_frame is not None:

@@ -28,6 +28,10 @@ def build_module(source: ModelSource, options: ConvertOptions) -> nn.Module:
         module = _module_from_file(source) if source.kind == "python" else source.module  # type: ignore[assignment]
         if options.weights is not None:
             load_weights(module, options.weights)
+    elif source.kind == "ultralytics":
+        from oakpipe.tasks.ultralytics_model import build_for_export
+
+        module = build_for_export(source.path, source.spec)
     else:
         raise AssertionError(f"no torch module for a {source.kind} model")
     if source.kind == "module":

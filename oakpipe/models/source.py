@@ -19,7 +19,7 @@ from oakpipe.models import BUILTINS
 
 @dataclass(frozen=True)
 class ModelSource:
-    kind: str  # "builtin" | "python" | "onnx" | "ir" | "module" (an nn.Module object, Python API)
+    kind: str  # "builtin" | "python" | "onnx" | "ir" | "module" (an nn.Module object, Python API) | "ultralytics"
     name: str  # the export's name: file names and the default folder derive from it
     spec: str
     path: Path | None = None
@@ -35,6 +35,8 @@ class ModelSource:
             return module_fingerprint(self.module)
         assert self.path is not None
         data: dict[str, object] = {self.kind: str(self.path.name), "sha256": sha256_file(self.path)}
+        if self.kind == "ultralytics":
+            data["name"] = Path(self.spec).name  # yolo11n.yaml and yolo11s.yaml share one file
         if self.kind == "ir":
             data["bin_sha256"] = sha256_file(self.path.with_suffix(".bin"))
         if self.kind == "python":
@@ -116,6 +118,8 @@ def parse_model_spec(spec: str) -> ModelSource:
         if not path.with_suffix(".bin").is_file():
             raise UserError(f"{spec} has no {path.with_suffix('.bin').name} beside it", "keep the IR's .xml and .bin together")
         return ModelSource("ir", safe_name(path.stem), spec, path.resolve())
+    if path.suffix.lower() in (".pt", ".yaml", ".yml"):
+        return ultralytics_source(spec)
     if path.suffix == ".py":
         raise UserError(
             f"{spec} names a file but not the model in it", f"use {spec}:NAME, NAME a Module class or factory"
@@ -123,5 +127,18 @@ def parse_model_spec(spec: str) -> ModelSource:
     names = ", ".join(sorted(BUILTINS))
     raise UserError(
         f"unknown model {spec!r}",
-        f"use a built-in ({names}), path/to/file.py:NAME, path/to/model.onnx or path/to/model.xml (IR)",
+        f"use a built-in ({names}), path/to/file.py:NAME, path/to/model.onnx, path/to/model.xml (IR) "
+        "or an Ultralytics best.pt / yolo11n.yaml",
     )
+
+
+def ultralytics_source(spec: str) -> ModelSource:
+    """A ``best.pt`` or a YOLO YAML (a file, or one of the YAMLs Ultralytics ships, by name)."""
+    path = Path(spec)
+    if not path.is_file() and path.suffix.lower() != ".pt":
+        from oakpipe.tasks.ultralytics_model import bundled_yaml
+
+        path = bundled_yaml(spec)
+    if not path.is_file():
+        raise UserError(f"checkpoint {spec} not found", "check the path to best.pt")
+    return ModelSource("ultralytics", safe_name(Path(spec).stem), spec, path.resolve())

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import onnx
-
 from oakpipe.blame import clean_compiler_message, pytorch_module_of  # noqa: F401 (also read from here)
 from oakpipe.blobfile import BlobInfo, read_blob, stamp_version
 from oakpipe.errors import InternalError, UnsupportedModelError
@@ -89,6 +87,8 @@ def find_layer_name(message: str) -> str | None:
 
 def describe_node(device_onnx: Path, layer: str) -> str:
     """' (ONNX node /enc/conv/Conv, op Conv, PyTorch module enc.conv)' when it can be found."""
+    import onnx  # only on a compiler error: a cached convert does not load it
+
     try:
         graph = onnx.load(str(device_onnx)).graph
     except Exception:

@@ -105,6 +105,7 @@ def export_torch(module, options: ConvertOptions, path: Path) -> dict:
     reference = run_forward(module, x)
     names = output_names_of(reference)
     exported = _tuple_outputs(module) if isinstance(reference, dict) else module
+    buffer = io.BytesIO()  # slimmed in memory: the raw export is never written, read back and rewritten
     try:
         # torch.onnx.export sets the mode it exports in and then restores the wrapper's
         # mode recursively, which would leave a wrapped user model in train():
@@ -113,7 +114,7 @@ def export_torch(module, options: ConvertOptions, path: Path) -> dict:
                 attention_symbolics(options.opset):
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                exported, (x,), str(path), dynamo=False, opset_version=options.opset,
+                exported, (x,), buffer, dynamo=False, opset_version=options.opset,
                 input_names=[INPUT_NAME], output_names=names, do_constant_folding=True,
                 training=torch.onnx.TrainingMode.EVAL,
             )
@@ -123,8 +124,9 @@ def export_torch(module, options: ConvertOptions, path: Path) -> dict:
             f"torch.onnx.export (opset {options.opset}) failed: {first}",
             "replace the op named above with one ONNX opset 11-13 has, or try another --opset",
         ) from exc
-    slim_in_place(path)
-    return describe_onnx(onnx.load(str(path)))
+    model = slimmed(onnx.load_from_string(buffer.getvalue()))
+    onnx.save(model, str(path))
+    return describe_onnx(model)
 
 
 def import_onnx(source: Path, options: ConvertOptions, path: Path) -> dict:
@@ -217,14 +219,18 @@ def rename_value(graph, old: str, new: str) -> None:
 
 
 def slim_in_place(path: Path) -> None:
+    onnx.save(slimmed(onnx.load(str(path))), str(path))
+
+
+def slimmed(model: onnx.ModelProto) -> onnx.ModelProto:
     """Fold constants and drop dead nodes; fail loudly if the result is not valid ONNX."""
     import onnxslim
 
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        slimmed = onnxslim.slim(onnx.load(str(path)))
-    onnx.checker.check_model(slimmed)
-    onnx.save(slimmed, str(path))
+        result = onnxslim.slim(model)
+    onnx.checker.check_model(result)
+    return result
 
 
 def describe_onnx(model: onnx.ModelProto) -> dict:

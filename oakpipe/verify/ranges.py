@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from oakpipe.stages.blob import pytorch_module_of
-from oakpipe.verify.runners import node_of_tensor, onnx_intermediates
+from oakpipe.verify.runners import node_of_tensor, onnx_intermediates_of
 
 FP16_MAX = 65504.0
 FP16_MIN_NORMAL = 6.104e-05  # below this float16 keeps fewer than 11 significant bits
@@ -39,8 +39,8 @@ class TensorRange:
 def activation_ranges(model_onnx: Path, feeds: list[np.ndarray]) -> list[TensorRange]:
     nodes = node_of_tensor(model_onnx)
     peaks: dict[str, float] = {}
-    for feed in feeds:
-        for name, value in onnx_intermediates(model_onnx, feed).items():
+    for values in onnx_intermediates_of(model_onnx, feeds):
+        for name, value in values.items():
             finite = np.abs(value[np.isfinite(value)]) if value.size else np.zeros(1)
             peak = float(finite.max()) if finite.size else float("inf")
             peaks[name] = max(peaks.get(name, 0.0), peak)

@@ -10,8 +10,6 @@ from oakpipe.manifest import write_atomic
 from oakpipe.verify import ranges as fp16_ranges
 from oakpipe.verify.core import STAGE_TITLES, VerifyReport
 
-REPORT_FILES = ("verify.json", "verify.md", "verify_ranges.png")
-
 
 def _number(value: float | None, fmt: str) -> str:
     if value is None:
@@ -47,6 +45,8 @@ def table_lines(report: VerifyReport) -> list[str]:
         lines.append(f"  remedies: {fp16_ranges.REMEDIES}")
     if report.first_failure:
         lines.append(f"first failing stage: {STAGE_TITLES[report.first_failure]}; first layer: {report.blame}")
+    elif report.blame:  # no failing stage, FP16 flags only: e.g. the untrained-BatchNorm note
+        lines.append(f"note: {report.blame}")
     lines.append("verify: PASSED" if report.passed else "verify: FAILED")
     return lines
 

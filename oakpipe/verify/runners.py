@@ -11,6 +11,7 @@ silently use bf16).
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,8 @@ def _named(result, names: list[str]) -> Outputs:
 
     if isinstance(result, torch.Tensor):
         values = [result]
+    elif isinstance(result, dict) and all(n in result for n in names):
+        return {n: result[n].detach().float().numpy() for n in names}  # by name: a blob may reorder outputs
     elif isinstance(result, dict):
         values = list(result.values())
     else:
@@ -176,6 +179,12 @@ def ov2021_outputs(device_graph: Path, frames: list[np.ndarray], names: list[str
 
 def onnx_intermediates(path: Path | onnx.ModelProto, feed: np.ndarray) -> dict[str, np.ndarray]:
     """Every float tensor the graph (a file, or a loaded model) computes, by name, in graph order."""
+    return next(onnx_intermediates_of(path, [feed]))
+
+
+def onnx_intermediates_of(path: Path | onnx.ModelProto, feeds: list[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+    """``onnx_intermediates`` for several feeds through one session (loading, shape inference
+    and session set-up cost more than a run on a large graph), one feed's tensors at a time."""
     import onnxruntime as ort
 
     loaded = path if isinstance(path, onnx.ModelProto) else onnx.load(str(path))
@@ -191,8 +200,9 @@ def onnx_intermediates(path: Path | onnx.ModelProto, feed: np.ndarray) -> dict[s
     existing = {o.name for o in graph.output}
     graph.output.extend(known[n] for n in wanted if n not in existing)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    values = session.run(wanted, {session.get_inputs()[0].name: feed})
-    return dict(zip(wanted, (np.asarray(v) for v in values)))
+    port = session.get_inputs()[0].name
+    for feed in feeds:
+        yield dict(zip(wanted, (np.asarray(v) for v in session.run(wanted, {port: feed}))))
 
 
 def node_of_tensor(path: Path) -> dict[str, str]:

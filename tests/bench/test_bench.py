@@ -11,7 +11,14 @@ def fake_results() -> dict:
         "peak": {"gflops": 200.0, "median": 190.0, "min": 180.0, "size": 2048, "method": "m"},
         "conversion": [{"model": "stylizer", "size": 256, "cold_s": 5.0,
                         "stages_s": {"onnx": 2.0, "device": 0.1, "ir": 0.5, "blob": 0.5, "archive": 0.1},
-                        "cached_in_process_s": 0.01, "cached_cli_s": 0.3, "blob_bytes": 2048}],
+                        "cached_in_process_s": 0.01, "cached_cli_s": 0.3, "blob_bytes": 2048,
+                        "python_pass_s": 0.03, "help_s": 0.2, "cached_cli_over_python": 10.0,
+                        "cached_cli_over_help": 1.5}],
+        "large_models": [{"model": "ResNet-50", "input": [1, 3, 224, 224], "cold_s": 40.0,
+                          "stages_s": {"onnx": 10.0, "device": 1.0, "ir": 3.0, "blob": 5.0, "archive": 1.0,
+                                       "verify": 15.0},
+                          "archive_share": 0.025, "archive_bytes": 50 * 2**20, "verified": True},
+                         {"model": "YOLOv8n", "input": [1, 3, 416, 416], "skipped": "Ultralytics is not installed"}],
         "manual_2021": {"model": "stylizer", "size": 256, "model_optimizer_s": 15.0, "compile_s": 5.0,
                         "total_s": 20.0},
         "inference": {"model": "stylizer", "size": 256, "gmac": 1.0,
@@ -34,6 +41,13 @@ def test_tables_show_ratios_and_fractions_of_peak():
     assert "halve (inference nearly free): 800 FPS; ms per frame, medians: capture 0.10, display 0.30." in text
     assert "20.0 s; oakpipe's IR + blob stages: 1.0 s (20.0x faster)" in text
     assert "| stylizer | 128x128 | 0.25 | 2.0 | 100.0 | 25% | 1 KiB |" in text
+    assert "0.30 s = 10.0x `python -c pass` (0.030 s), 1.50x `oakpipe --help` (0.20 s)" in text
+
+
+def test_large_models_show_every_stage_and_say_why_a_row_is_missing():
+    text = markdown(fake_results())
+    assert "| ResNet-50 | 224x224 | 40.0 | 10.00 | 1.00 | 3.00 | 5.00 | 1.00 | 15.00 | 2% | 50.0 MiB | passed |" in text
+    assert "YOLOv8n at 416x416: not measured: Ultralytics is not installed." in text
 
 
 def test_peak_is_the_best_of_its_runs():

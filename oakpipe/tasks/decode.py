@@ -1,0 +1,217 @@
+"""Raw network outputs -> detections / top-k labels, with Luxonis' depthai-nodes parsers.
+
+The parser is the one the NN Archive's head names (``YOLOExtendedParser``,
+``ClassificationParser``), configured from the head exactly as depthai-nodes'
+``ParsingNeuralNetwork`` configures it (``decode_head`` on depthai's own parse of the
+archive). Both backends hand their outputs here as a ``dai.NNData`` (the host emulator
+builds one from OpenVINO's outputs), so the camera and the emulator decode with the same
+code; the parser's ``extract``/``compute`` run in this thread, in a host-only pipeline that
+is never started, so no frame waits on a queue. No parser is written here: depthai-nodes
+has one for each head oakpipe writes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from oakpipe.errors import InternalError, UserError
+
+TOP_K = 5
+DECODED_PARSERS = ("YOLOExtendedParser", "ClassificationParser")
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels of the frame shown
+    class_id: int
+    name: str
+    score: float
+    keypoints: tuple[tuple[float, float, float], ...] = ()  # pose: (x, y, visibility) in pixels
+
+    def to_dict(self) -> dict:
+        data = {"box": [round(v, 2) for v in self.box], "class_id": self.class_id, "name": self.name,
+                "score": round(self.score, 5)}
+        if self.keypoints:
+            data["keypoints"] = [[round(x, 2), round(y, 2), round(v, 4)] for x, y, v in self.keypoints]
+        return data
+
+
+@dataclass(frozen=True)
+class Decoded:
+    task: str
+    detections: list[Detection] = field(default_factory=list)
+    top: list[tuple[int, str, float]] = field(default_factory=list)  # classify: (class id, name, probability)
+    masks: np.ndarray | None = None  # segment: N x H x W bool, one mask per detection (they may overlap)
+
+    def to_dict(self) -> dict:
+        if self.task == "classify":
+            return {"task": self.task, "top": [{"class_id": i, "name": n, "score": round(s, 5)} for i, n, s in self.top]}
+        detections = [d.to_dict() for d in self.detections]
+        if self.masks is not None:  # the mask's pixel count per instance (the masks themselves are in the view)
+            for d, count in zip(detections, self.masks.reshape(len(self.masks), -1).sum(axis=1)):
+                d["mask_pixels"] = int(count)
+        return {"task": self.task, "detections": detections}
+
+
+def head_of_archive(archive: Path) -> tuple[dict, list[int]] | None:
+    """(depthai-nodes head config, model input NCHW shape) of the archive's first head, or None."""
+    os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
+    import depthai as dai
+
+    config = dai.NNArchiveVersionedConfig(str(archive)).getConfig()
+    if not config.model.heads or config.model.heads[0].parser not in DECODED_PARSERS:
+        return None  # no head, or one run does not draw yet: the generic view, depthai-nodes not needed
+    import_depthai_nodes()
+    from depthai_nodes.node.parsers.utils.decode_head import decode_head
+
+    inputs = config.model.inputs
+    head_config = decode_head(config.model.heads[0])
+    head_config["model_inputs"] = [{"shape": list(i.shape), "layout": str(i.layout)} for i in inputs]
+    return head_config, list(inputs[0].shape)
+
+
+class TaskDecoder:
+    """One parser, configured from an archive head; ``decode(outputs)`` per frame."""
+
+    def __init__(self, head_config: dict, input_shape: list[int], conf: float | None = None,
+                 iou: float | None = None) -> None:
+        import depthai as dai
+
+        parsers = import_depthai_nodes().node
+
+        name = head_config["parser"]
+        parser_class = getattr(parsers, name, None)
+        if parser_class is None:
+            raise UserError(f"the archive's head names parser {name!r}, which depthai-nodes does not have",
+                            "update depthai-nodes, or export the model again with oakpipe")
+        config = dict(head_config)
+        if conf is not None:
+            config["conf_threshold"] = conf
+        if iou is not None:
+            config["iou_threshold"] = iou
+        self.pipeline = dai.Pipeline(False)  # host-only and never started: it only owns the node
+        self.parser = self.pipeline.create(parser_class).build(config)
+        self.name = name
+        self.classes = list(config.get("classes") or [])
+        self.height, self.width = int(input_shape[2]), int(input_shape[3])
+
+    @classmethod
+    def for_archive(cls, archive: Path, **thresholds) -> "TaskDecoder | None":
+        """A decoder for the archive's head; None when it has none, or one ``run`` does not draw yet."""
+        found = head_of_archive(archive)
+        return cls(*found, **thresholds) if found else None
+
+    def decode(self, outputs: dict[str, np.ndarray]) -> Decoded:
+        message = to_nn_data(outputs)
+        extracted = self.parser.extract(message)
+        if self.name == "ClassificationParser":
+            scores = self.parser.compute(extracted, is_softmax=self.parser.is_softmax)
+            return Decoded("classify", top=self._top(scores))
+        if self.name == "YOLOExtendedParser":
+            rows = yolo_nms_output(extracted)
+            if extracted.masks_outputs_values:
+                detections = self._boxes(rows)
+                return Decoded("segment", detections=detections, masks=self._masks(rows, detections, extracted))
+            task = "pose" if extracted.kpts_outputs else "detect"
+            return Decoded(task, detections=self._boxes(rows, extracted.n_keypoints))
+        raise InternalError(f"no decoding for parser {self.name}")
+
+    def _top(self, scores: np.ndarray) -> list[tuple[int, str, float]]:
+        scores = np.asarray(scores, dtype=np.float32).ravel()
+        order = np.argsort(-scores, kind="stable")[:TOP_K]
+        return [(int(i), self._name(int(i)), float(scores[i])) for i in order]
+
+    def _boxes(self, rows: np.ndarray, n_keypoints: int = 0) -> list[Detection]:
+        """NMS rows [x1, y1, x2, y2, score, class, keypoints...] in input pixels -> detections in the frame."""
+        scale = np.array([self.width, self.height, self.width, self.height], dtype=np.float64)
+        corners = np.clip(rows[:, :4].astype(np.float64), 0, scale)  # as Ultralytics' predict clips them
+        detections = []
+        for i in range(len(rows)):
+            keypoints: tuple = ()
+            if n_keypoints and rows.shape[1] >= 6 + 3 * n_keypoints:
+                points = rows[i, 6 : 6 + 3 * n_keypoints].reshape(n_keypoints, 3).astype(np.float64)
+                points[:, :2] = np.clip(points[:, :2], 0, scale[:2])  # inside the frame, as Ultralytics does
+                keypoints = tuple((float(x), float(y), float(v)) for x, y, v in points)
+            detections.append(Detection(tuple(float(v) for v in corners[i]), int(rows[i, 5]),
+                                        self._name(int(rows[i, 5])), float(rows[i, 4]), keypoints))
+        return detections
+
+    def _masks(self, rows: np.ndarray, detections: list[Detection], inputs) -> np.ndarray:
+        """Instance masks with depthai-nodes' ``process_single_mask`` (prototypes x coefficients,
+        cropped to the box, resized to the input, thresholded at the head's mask confidence)."""
+        from depthai_nodes.node.parsers.utils.masks_utils import process_single_mask
+
+        masks = np.zeros((len(detections), self.height, self.width), bool)
+        protos, length = inputs.protos_output[0], inputs.protos_len
+        for i, det in enumerate(detections):
+            head, anchor, x, y = rows[i, 6:10].astype(int)
+            coefficients = inputs.masks_outputs_values[head][0, anchor * length : (anchor + 1) * length, y, x]
+            x1, y1, x2, y2 = det.box
+            box = np.array([(x1 + x2) / 2 / self.width, (y1 + y2) / 2 / self.height,
+                            (x2 - x1) / self.width, (y2 - y1) / self.height])
+            mask = process_single_mask(protos, coefficients, inputs.mask_conf, box, (self.height, self.width))
+            masks[i] = mask > 0
+        return masks
+
+    def _name(self, class_id: int) -> str:
+        return self.classes[class_id] if 0 <= class_id < len(self.classes) else str(class_id)
+
+
+def yolo_nms_output(inputs) -> np.ndarray:
+    """depthai-nodes' YOLO decode and NMS on the parser's extracted inputs: rows in input pixels.
+
+    The parser's ``compute`` goes one step further: it converts to normalized (cx, cy, w, h)
+    and clips each of the four to [0, 1], which moves any box that crosses the frame's edge
+    (its width is cut around a fixed centre). The step before that is taken here and the
+    corners are clipped instead, so boxes match what Ultralytics' ``predict`` reports.
+    """
+    from depthai_nodes.node.parsers.utils.yolo import decode_yolo_output
+
+    kpts = [np.array(k, dtype=np.float32) for k in inputs.kpts_outputs] if inputs.kpts_outputs else None
+    rows = decode_yolo_output(  # it applies the sigmoid to keypoint visibilities in place: copies above
+        inputs.outputs_values, inputs.strides, inputs.anchors, kpts=kpts, conf_thres=inputs.conf_threshold,
+        iou_thres=inputs.iou_threshold, num_classes=inputs.n_classes,
+        det_mode=kpts is None and not inputs.masks_outputs_values,  # seg rows carry head/anchor/cell
+        subtype=inputs.subtype,
+    )
+    return np.asarray(rows, dtype=np.float64).reshape(-1, rows.shape[-1] if rows.ndim == 2 else 6)
+
+
+def import_depthai_nodes():
+    """depthai-nodes, imported with a DEPTHAI_LEVEL it understands.
+
+    oakpipe sets depthai's level to ``error``; depthai-nodes reads the same variable at
+    import, accepts only its own names (and its ``ERR`` then fails in Python's logging), so
+    the import sees ``WARN`` and its logger is set to ERROR afterwards.
+    """
+    import logging
+
+    level = os.environ.get("DEPTHAI_LEVEL")
+    if level is not None and level.lower() in ("error", "err"):
+        os.environ["DEPTHAI_LEVEL"] = "WARN"
+    try:
+        import depthai_nodes
+        import depthai_nodes.node
+    except ImportError as exc:
+        raise UserError("decoding this model's outputs needs Luxonis' depthai-nodes",
+                        "pip install 'oakpipe[decode]' (or pip install --no-deps depthai-nodes)") from exc
+    finally:
+        if level is not None:
+            os.environ["DEPTHAI_LEVEL"] = level
+    if level is not None and level.lower() in ("error", "err"):
+        logging.getLogger("depthai-nodes").setLevel(logging.ERROR)
+    return depthai_nodes
+
+
+def to_nn_data(outputs: dict[str, np.ndarray]):
+    """A ``dai.NNData`` holding ``outputs`` (what a device NN node would send)."""
+    import depthai as dai
+
+    message = dai.NNData()
+    for name, array in outputs.items():
+        message.addTensor(name, np.ascontiguousarray(array, dtype=np.float32), dai.TensorInfo.DataType.FP32)
+    return message

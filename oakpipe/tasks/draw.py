@@ -1,0 +1,105 @@
+"""Decoded results drawn for people: boxes with class names and scores, top-5 labels.
+
+Drawn on a copy of the frame the network saw (so boxes are in its pixels); the live view
+puts it beside the camera frame as it puts any model picture. Colours are fixed per class
+id, so a class keeps its colour across frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oakpipe.tasks.decode import Decoded
+
+FONT_SCALE = 0.45
+
+
+def class_colour(class_id: int) -> tuple[int, int, int]:
+    """A stable, saturated BGR colour per class id (golden-ratio hue steps)."""
+    import cv2
+
+    hue = int((class_id * 0.618033988749895 % 1.0) * 179)
+    hsv = np.uint8([[[hue, 220, 255]]])
+    b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
+    return int(b), int(g), int(r)
+
+
+def draw(frame: np.ndarray, decoded: Decoded) -> np.ndarray:
+    """BGR U8 frame -> a copy with the decoded results painted on it."""
+    picture = frame.copy()
+    if decoded.task == "classify":
+        return draw_top(picture, decoded.top)
+    if decoded.masks is not None:
+        draw_masks(picture, decoded.masks, [d.class_id for d in decoded.detections])
+    for det in decoded.detections:
+        draw_box(picture, det.box, f"{det.name} {det.score:.2f}", class_colour(det.class_id))
+        if det.keypoints:
+            draw_keypoints(picture, det.keypoints)
+    return picture
+
+
+# COCO's 17-keypoint skeleton (Ultralytics' pose models), as pairs of keypoint indices.
+COCO_SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+                 (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
+VISIBLE = 0.5
+
+
+def draw_keypoints(picture: np.ndarray, keypoints) -> None:
+    """Visible keypoints as dots, joined by COCO's skeleton when there are 17 of them."""
+    import cv2
+
+    points = [(int(round(x)), int(round(y)), v) for x, y, v in keypoints]
+    if len(points) == 17:
+        for a, b in COCO_SKELETON:
+            if points[a][2] >= VISIBLE and points[b][2] >= VISIBLE:
+                cv2.line(picture, points[a][:2], points[b][:2], (255, 160, 40), 1, cv2.LINE_AA)
+    for x, y, v in points:
+        if v >= VISIBLE:
+            cv2.circle(picture, (x, y), 2, (40, 220, 255), -1, cv2.LINE_AA)
+
+
+def draw_masks(picture: np.ndarray, masks: np.ndarray, class_ids: list[int], alpha: float = 0.45) -> None:
+    """Each instance's pixels tinted with its class colour (the later instance where they overlap).
+
+    One blend over the covered pixels, not one per instance: a frame can hold dozens."""
+    if not len(class_ids):
+        return
+    covered = masks.any(axis=0)
+    if not covered.any():
+        return
+    last = len(masks) - 1 - np.argmax(masks[::-1], axis=0)  # the last instance covering each pixel
+    colours = np.array([class_colour(c) for c in class_ids], np.float32)
+    tint = colours[last[covered]]
+    picture[covered] = (picture[covered] * (1 - alpha) + tint * alpha).astype(np.uint8)
+
+
+def draw_box(picture: np.ndarray, box, label: str, colour: tuple[int, int, int]) -> None:
+    import cv2
+
+    h, w = picture.shape[:2]
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    x1, x2 = max(0, min(w - 1, x1)), max(0, min(w - 1, x2))
+    y1, y2 = max(0, min(h - 1, y1)), max(0, min(h - 1, y2))
+    cv2.rectangle(picture, (x1, y1), (x2, y2), colour, 2)
+    (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, FONT_SCALE, 1)
+    top = y1 - th - base - 2 if y1 - th - base - 2 >= 0 else y1
+    cv2.rectangle(picture, (x1, top), (x1 + tw + 4, top + th + base + 2), colour, -1)
+    cv2.putText(picture, label, (x1 + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, FONT_SCALE, (0, 0, 0), 1,
+                cv2.LINE_AA)
+
+
+def draw_top(picture: np.ndarray, top: list[tuple[int, str, float]]) -> np.ndarray:
+    """The top-k labels with bars, on a dark band over the frame's upper part."""
+    import cv2
+
+    h, w = picture.shape[:2]
+    step = 18
+    band = picture[: min(h, step * len(top) + 8)]
+    band[:] = (band * 0.35).astype(np.uint8)
+    for row, (class_id, name, score) in enumerate(top):
+        y = 6 + step * row
+        cv2.rectangle(picture, (4, y), (4 + int((w - 8) * max(0.0, min(1.0, score))), y + step - 4),
+                      class_colour(class_id), -1)
+        cv2.putText(picture, f"{name} {score:.3f}", (8, y + step - 7), cv2.FONT_HERSHEY_SIMPLEX, FONT_SCALE,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return picture

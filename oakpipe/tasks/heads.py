@@ -1,0 +1,53 @@
+"""NN Archive ``model.heads`` for task models, built with luxonis-ml's schema.
+
+The heads name the depthai-nodes parser that decodes the outputs (``YOLOExtendedParser``
+for the per-stride YOLO cut, ``ClassificationParser`` for class probabilities) with the
+metadata it reads: class names, thresholds, strides, the YOLO subtype. Building them from
+luxonis-ml's own pydantic models means a field Luxonis' tools would reject is refused here.
+"""
+
+from __future__ import annotations
+
+from oakpipe.errors import InternalError
+from oakpipe.tasks.info import TaskInfo
+
+CONF_THRESHOLD = 0.25  # Ultralytics' predict default
+IOU_THRESHOLD = 0.45
+MAX_DET = 300
+
+
+def archive_heads(task: dict, config: dict) -> list[dict]:
+    """The ``model.heads`` list for ``task`` (a TaskInfo dict); checks it against luxonis-ml."""
+    from luxonis_ml.nn_archive.config_building_blocks import Head
+
+    info = TaskInfo.from_dict(task)
+    assert info is not None
+    outputs = [o["name"] for o in config["model"]["outputs"]]
+    missing = [name for name in info.outputs if name not in outputs]
+    if missing:
+        raise InternalError(f"the blob lacks the task outputs {missing} (it has {outputs})")
+    head = Head(**head_fields(info))
+    return [head.model_dump(mode="json", exclude_none=True)]
+
+
+def head_fields(info: TaskInfo) -> dict:
+    if info.task == "classify":
+        metadata = {"classes": info.names, "n_classes": len(info.names), "is_softmax": True}
+        return {"name": "classification", "parser": "ClassificationParser", "metadata": metadata,
+                "outputs": info.outputs}
+    if info.task in ("detect", "pose", "segment"):
+        metadata = {
+            "classes": info.names, "n_classes": len(info.names), "iou_threshold": IOU_THRESHOLD,
+            "conf_threshold": CONF_THRESHOLD, "max_det": MAX_DET,
+            "yolo_outputs": [o for o in info.outputs if "_yolo" in o], "subtype": info.subtype,
+            "strides": info.strides,
+        }
+        if info.task == "segment":
+            metadata["mask_outputs"] = [o for o in info.outputs if o.endswith("_masks")]
+            metadata["protos_outputs"] = "protos_output"
+            metadata["n_prototypes"] = info.n_prototypes
+        if info.task == "pose":
+            metadata["keypoints_outputs"] = [o for o in info.outputs if o.startswith("kpt_output")]
+            metadata["n_keypoints"] = info.n_keypoints
+        return {"name": "detection", "parser": "YOLOExtendedParser", "metadata": metadata, "outputs": info.outputs}
+    raise InternalError(f"no archive head for task {info.task!r}")

@@ -1,0 +1,238 @@
+"""MODEL as an Ultralytics checkpoint (``best.pt``) or YAML (``yolo11n.yaml``), cut for RVC2.
+
+Loading: a ``best.pt`` is a pickle of Ultralytics' classes. It is read with Ultralytics'
+own restricted loader (``torch_safe_load(..., safe_only=True)``: ``torch.load`` with
+``weights_only=True`` and an allow-list of Ultralytics' and torch's model classes), so a
+file holding any other class is refused rather than executed. Ultralytics is imported only
+when the user passes such a file.
+
+Export: the head is cut where Luxonis' own tools cut it for RVC2. The blob computes, per
+stride, the DFL box distances, the sigmoid class scores and their maximum; the grid/stride
+box decode, thresholding and NMS run on the host (depthai-nodes' YOLO parser). The MYRIAD
+compiler and FP16 handle the decode poorly (pixel coordinates up to the input size beside
+scores in [0, 1] in one concatenated tensor, anchor tables folded to constants) and the cut
+keeps the blob smaller; the per-stride layout is what depthai-nodes and Luxonis' archives use.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from oakpipe.errors import ModelError, UnsupportedModelError, UserError
+from oakpipe.tasks.info import TaskInfo
+
+SUFFIXES = (".pt", ".yaml", ".yml")
+SUBTYPE = "yolov8"  # depthai-nodes decodes v8, v9, 11 and v5u anchor-free heads alike
+
+
+def is_ultralytics_spec(spec: str) -> bool:
+    return Path(spec).suffix.lower() in SUFFIXES
+
+
+def import_ultralytics():
+    try:
+        import ultralytics
+    except ImportError as exc:
+        raise UserError(
+            "an Ultralytics checkpoint or YAML needs the ultralytics package",
+            "pip install 'oakpipe[ultralytics]' (ultralytics 8.4)",
+        ) from exc
+    return ultralytics
+
+
+def load_model(path: Path) -> nn.Module:
+    """The Ultralytics model (DetectionModel, ClassificationModel, ...), FP32, eval mode."""
+    ultralytics = import_ultralytics()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        from ultralytics import YOLO
+
+        try:
+            return YOLO(str(path) if path.is_file() else path.name).model.float().eval()
+        except Exception as exc:
+            raise UserError(f"{path.name} is not an Ultralytics model YAML ({exc})", "check the file") from exc
+    from ultralytics.nn.tasks import torch_safe_load
+
+    try:
+        ckpt, _ = torch_safe_load(str(path), safe_only=True)
+    except Exception as exc:
+        raise UserError(
+            f"{path.name} cannot be loaded by Ultralytics {ultralytics.__version__}: it is damaged, from an "
+            f"incompatible version, or holds classes outside Ultralytics' model format ({type(exc).__name__})",
+            "pass a checkpoint saved by Ultralytics 8.x (best.pt from `yolo train`), or export it to ONNX",
+        ) from exc
+    model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else None
+    if not isinstance(model, nn.Module):
+        raise UserError(f"{path.name} holds no Ultralytics model", "pass the best.pt that `yolo train` wrote")
+    return model.float().eval()
+
+
+def task_of(model: nn.Module, declared: str | None = None) -> str:
+    from ultralytics.nn.tasks import guess_model_task
+
+    task = getattr(model, "task", None) or guess_model_task(model)
+    if declared and declared != task:
+        raise UserError(f"--task {declared} does not match the checkpoint's task {task}", f"drop --task or use {task}")
+    return task
+
+
+def class_names(model: nn.Module) -> list[str]:
+    names = getattr(model, "names", None) or {}
+    if isinstance(names, dict):
+        return [str(names[i]) for i in sorted(names)]
+    return [str(n) for n in names]
+
+
+def build(path: Path, declared_task: str | None = None) -> tuple[nn.Module, TaskInfo]:
+    """The export-ready module (head cut for RVC2) and what its outputs mean."""
+    model = load_model(path)
+    task = task_of(model, declared_task)
+    names = class_names(model)
+    family = f"ultralytics {import_ultralytics().__version__} {path.stem}"
+    if task == "classify":
+        return ClassifyExport(model), TaskInfo("classify", names, ["output"], family=family)
+    if task not in ("detect", "pose", "segment"):
+        raise UnsupportedModelError(
+            f"Ultralytics {task} models are not exported yet (detect, segment, pose and classify are)",
+            "export it with Ultralytics to ONNX and pass the .onnx (raw outputs, no decoding)",
+        )
+    head = model.model[-1]
+    if getattr(head, "end2end", False):
+        raise UnsupportedModelError(
+            f"{path.name} has an end-to-end (NMS-free) head, which the RVC2 cut does not support yet",
+            "train a YOLOv8/YOLO11 (one-to-many) model, or export to ONNX and pass the .onnx",
+        )
+    if len(names) != head.nc:
+        raise ModelError(f"{path.name} names {len(names)} classes but its head predicts {head.nc}", "fix model.names")
+    cut = copy.deepcopy(model)
+    strides = [int(s) for s in head.stride.tolist()]
+    outputs = [f"output{i + 1}_yolov8" for i in range(len(strides))]  # depthai-nodes selects "_yolo" layers
+    if task == "pose":
+        cut.model[-1] = PoseCut(head)
+        outputs += [f"kpt_output{i + 1}" for i in range(len(strides))]  # and "kpt_output" layers
+        info = TaskInfo("pose", names, outputs, strides, SUBTYPE, n_keypoints=int(head.kpt_shape[0]), family=family)
+    elif task == "segment":
+        cut.model[-1] = SegmentCut(head)
+        outputs += [f"output{i + 1}_masks" for i in range(len(strides))] + ["protos_output"]  # depthai-nodes' names
+        info = TaskInfo("segment", names, outputs, strides, SUBTYPE, n_prototypes=int(head.nm), family=family)
+    else:
+        cut.model[-1] = DetectCut(head)
+        info = TaskInfo("detect", names, outputs, strides, SUBTYPE, family=family)
+    return DetectExport(cut, outputs), info
+
+
+class DetectCut(nn.Module):
+    """Detect head up to the DFL: per stride [l, t, r, b (grid units), max score, class scores]."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.box, self.cls, self.dfl = head.cv2, head.cv3, head.dfl
+        self.reg_max, self.nl = head.reg_max, head.nl
+        self.f, self.i, self.type = head.f, head.i, "DetectCut"  # routing attributes Ultralytics reads
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        outputs = []
+        for i in range(self.nl):
+            box = self.box[i](feats[i])
+            b, _, h, w = box.shape
+            distances = self.dfl(box.view(b, 4 * self.reg_max, h * w)).view(b, 4, h, w)
+            scores = self.cls[i](feats[i]).sigmoid()
+            outputs.append(torch.cat([distances, scores.amax(1, keepdim=True), scores], 1))
+        return outputs
+
+
+class PoseCut(DetectCut):
+    """DetectCut, then per stride the keypoints: x, y decoded to input pixels, visibility logits.
+
+    Keypoint positions are decoded on the device (as Luxonis' tools do): each is the cell's
+    position plus an offset, so FP16 holds them as well as it holds the box distances.
+    """
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__(head)
+        self.kpt, self.kpt_shape, self.strides = head.cv4, tuple(head.kpt_shape), [float(s) for s in head.stride]
+        self.type = "PoseCut"
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        outputs = super().forward(feats)
+        for i in range(self.nl):
+            raw = self.kpt[i](feats[i])
+            b, _, h, w = raw.shape
+            y = raw.view(b, self.kpt_shape[0], self.kpt_shape[1], h * w)
+            gy, gx = torch.meshgrid(torch.arange(h, dtype=raw.dtype), torch.arange(w, dtype=raw.dtype), indexing="ij")
+            cells = torch.stack([gx.reshape(-1), gy.reshape(-1)])[None, None]  # (1, 1, 2, h*w): cell corners
+            xy = (y[:, :, :2] * 2.0 + cells) * self.strides[i]
+            decoded = torch.cat([xy, y[:, :, 2:]], 2) if self.kpt_shape[1] == 3 else xy
+            outputs.append(decoded.reshape(b, self.kpt_shape[0] * self.kpt_shape[1], h * w))
+        return outputs
+
+
+class SegmentCut(DetectCut):
+    """DetectCut, then per stride the mask coefficients, then the mask prototypes (stride 4)."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__(head)
+        self.coefficients, self.proto = head.cv4, head.proto
+        self.type = "SegmentCut"
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        outputs = super().forward(feats)
+        outputs += [self.coefficients[i](feats[i]) for i in range(self.nl)]
+        return outputs + [self.proto(feats[0])]
+
+
+class DetectExport(nn.Module):
+    """Named per-stride outputs (a dict, so the ONNX outputs carry the parser's names)."""
+
+    def __init__(self, model: nn.Module, names: list[str]) -> None:
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return dict(zip(self.names, self.model(x)))
+
+
+class ClassifyExport(nn.Module):
+    """Class probabilities (the softmax Ultralytics' Classify head applies at inference)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def bundled_yaml(spec: str) -> Path:
+    """A YAML Ultralytics ships: ``yolo11n.yaml`` is ``yolo11.yaml`` at scale n (Ultralytics' own
+    naming rule); its path, or the spec unchanged if Ultralytics has no such file."""
+    import_ultralytics()
+    from ultralytics.utils.checks import check_yaml
+
+    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", Path(spec).stem) + Path(spec).suffix
+    for name in (spec, unified):
+        try:
+            found = check_yaml(name, hard=False)
+        except Exception:
+            found = None
+        if found:
+            return Path(found)
+    return Path(spec)
+
+
+def build_for_export(path: Path | None, spec: str | None = None) -> nn.Module:
+    """``build``'s module, carrying its TaskInfo as ``oakpipe_task`` (read by the convert stages).
+
+    ``spec`` keeps a bundled YAML's scale: ``yolo11s.yaml`` resolves to the file yolo11.yaml,
+    and Ultralytics reads the scale from the name it is given."""
+    assert path is not None
+    if spec and path.suffix.lower() in (".yaml", ".yml") and not Path(spec).is_file():
+        path = path.with_name(Path(spec).name)  # Ultralytics finds the unified file and the scale itself
+    module, info = build(path)
+    module.oakpipe_task = info
+    return module
