@@ -80,11 +80,12 @@ def large_model_cold(label: str, options: ConvertOptions) -> dict:
     try:
         export = convert(replace(options, use_cache=False, verify=True))
     except VerificationError:  # random weights can leave FP16's range: timed all the same, marked unverified
-        export = Export.open(Path(options.out))
+        export = Export.open(Path(options.out or ""))
     total = time.perf_counter() - start
-    stages = {s: export.manifest["stages"][s]["seconds"] for s in (*STAGES, "verify") if s in export.manifest["stages"]}
+    record = export.record
+    stages = {s: record.stages[s].seconds for s in (*STAGES, "verify") if s in record.stages}
     return {"model": label, "input": list(options.input_shape), "cold_s": total, "stages_s": stages,
-            "archive_share": stages.get("archive", 0.0) / total, "verified": export.manifest.get("verified"),
+            "archive_share": stages.get("archive", 0.0) / total, "verified": record.verified,
             "blob_bytes": export.blob.stat().st_size, "archive_bytes": export.archive.stat().st_size}
 
 

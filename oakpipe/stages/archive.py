@@ -89,7 +89,7 @@ def build_archive(name: str, blob_path: Path, blob: BlobInfo, archive_path: Path
     return {"config": config}
 
 
-def stored_xz(data: memoryview) -> Iterator[bytes]:
+def stored_xz(data: memoryview) -> Iterator[bytes | memoryview]:
     """``data`` as one xz stream (xz-file-format 1.2.0) of one block whose LZMA2 data is
     uncompressed chunks: stream header, block header, chunks, check, index, stream footer."""
     yield XZ_MAGIC + CHECK_CRC32 + _crc(CHECK_CRC32)

@@ -114,7 +114,7 @@ def export_torch(module, options: ConvertOptions, path: Path) -> dict:
                 attention_symbolics(options.opset):
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                exported, (x,), buffer, dynamo=False, opset_version=options.opset,
+                exported, (x,), buffer, dynamo=False, opset_version=options.opset,  # type: ignore[arg-type]
                 input_names=[INPUT_NAME], output_names=names, do_constant_folding=True,
                 training=torch.onnx.TrainingMode.EVAL,
             )

@@ -62,7 +62,7 @@ def head_of_archive(archive: Path) -> tuple[dict, list[int]] | None:
     os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
     import depthai as dai
 
-    config = dai.NNArchiveVersionedConfig(str(archive)).getConfig()
+    config = dai.NNArchiveVersionedConfig(str(archive)).getConfig()  # type: ignore[call-overload]  # stubs omit str
     if not config.model.heads or config.model.heads[0].parser not in DECODED_PARSERS:
         return None  # no head, or one run does not draw yet: the generic view, depthai-nodes not needed
     import_depthai_nodes()
@@ -136,7 +136,8 @@ class TaskDecoder:
                 points = rows[i, 6 : 6 + 3 * n_keypoints].reshape(n_keypoints, 3).astype(np.float64)
                 points[:, :2] = np.clip(points[:, :2], 0, scale[:2])  # inside the frame, as Ultralytics does
                 keypoints = tuple((float(x), float(y), float(v)) for x, y, v in points)
-            detections.append(Detection(tuple(float(v) for v in corners[i]), int(rows[i, 5]),
+            x0, y0, x1, y1 = (float(v) for v in corners[i])
+            detections.append(Detection((x0, y0, x1, y1), int(rows[i, 5]),
                                         self._name(int(rows[i, 5])), float(rows[i, 4]), keypoints))
         return detections
 

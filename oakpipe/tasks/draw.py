@@ -19,7 +19,7 @@ def class_colour(class_id: int) -> tuple[int, int, int]:
     import cv2
 
     hue = int((class_id * 0.618033988749895 % 1.0) * 179)
-    hsv = np.uint8([[[hue, 220, 255]]])
+    hsv = np.array([[[hue, 220, 255]]], np.uint8)
     b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
     return int(b), int(g), int(r)
 

@@ -30,7 +30,7 @@ class ResultsWriter:
         self.lines = 0
 
     def write(self, sequence: int, timestamp: float, decoded: Decoded | None) -> None:
-        record = {"sequence": sequence, "timestamp": round(timestamp, 6)}
+        record: dict[str, object] = {"sequence": sequence, "timestamp": round(timestamp, 6)}
         record.update(decoded.to_dict() if decoded is not None else {"task": None})
         self.file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self.lines += 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -52,7 +53,7 @@ def load_model(path: Path) -> nn.Module:
         from ultralytics import YOLO
 
         try:
-            return YOLO(str(path) if path.is_file() else path.name).model.float().eval()
+            return YOLO(str(path) if path.is_file() else path.name).model.float().eval()  # type: ignore[union-attr]
         except Exception as exc:
             raise UserError(f"{path.name} is not an Ultralytics model YAML ({exc})", "check the file") from exc
     from ultralytics.nn.tasks import torch_safe_load
@@ -100,7 +101,7 @@ def build(path: Path, declared_task: str | None = None) -> tuple[nn.Module, Task
             f"Ultralytics {task} models are not exported yet (detect, segment, pose and classify are)",
             "export it with Ultralytics to ONNX and pass the .onnx (raw outputs, no decoding)",
         )
-    head = model.model[-1]
+    head: Any = model.model[-1]  # type: ignore[index]  # Ultralytics' modules: untyped attributes
     if getattr(head, "end2end", False):
         raise UnsupportedModelError(
             f"{path.name} has an end-to-end (NMS-free) head, which the RVC2 cut does not support yet",
@@ -108,7 +109,7 @@ def build(path: Path, declared_task: str | None = None) -> tuple[nn.Module, Task
         )
     if len(names) != head.nc:
         raise ModelError(f"{path.name} names {len(names)} classes but its head predicts {head.nc}", "fix model.names")
-    cut = copy.deepcopy(model)
+    cut: Any = copy.deepcopy(model)
     strides = [int(s) for s in head.stride.tolist()]
     outputs = [f"output{i + 1}_yolov8" for i in range(len(strides))]  # depthai-nodes selects "_yolo" layers
     if task == "pose":
@@ -128,11 +129,12 @@ def build(path: Path, declared_task: str | None = None) -> tuple[nn.Module, Task
 class DetectCut(nn.Module):
     """Detect head up to the DFL: per stride [l, t, r, b (grid units), max score, class scores]."""
 
-    def __init__(self, head: nn.Module) -> None:
+    def __init__(self, head: Any) -> None:  # an Ultralytics head: its attributes are untyped
         super().__init__()
         self.box, self.cls, self.dfl = head.cv2, head.cv3, head.dfl
         self.reg_max, self.nl = head.reg_max, head.nl
-        self.f, self.i, self.type = head.f, head.i, "DetectCut"  # routing attributes Ultralytics reads
+        self.f, self.i = head.f, head.i  # routing attributes Ultralytics reads, as is its "type"
+        self.type = "DetectCut"  # type: ignore[method-assign, assignment]
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         outputs = []
@@ -152,10 +154,10 @@ class PoseCut(DetectCut):
     position plus an offset, so FP16 holds them as well as it holds the box distances.
     """
 
-    def __init__(self, head: nn.Module) -> None:
+    def __init__(self, head: Any) -> None:  # an Ultralytics head: its attributes are untyped
         super().__init__(head)
         self.kpt, self.kpt_shape, self.strides = head.cv4, tuple(head.kpt_shape), [float(s) for s in head.stride]
-        self.type = "PoseCut"
+        self.type = "PoseCut"  # type: ignore[method-assign, assignment]
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         outputs = super().forward(feats)
@@ -174,10 +176,10 @@ class PoseCut(DetectCut):
 class SegmentCut(DetectCut):
     """DetectCut, then per stride the mask coefficients, then the mask prototypes (stride 4)."""
 
-    def __init__(self, head: nn.Module) -> None:
+    def __init__(self, head: Any) -> None:  # an Ultralytics head: its attributes are untyped
         super().__init__(head)
         self.coefficients, self.proto = head.cv4, head.proto
-        self.type = "SegmentCut"
+        self.type = "SegmentCut"  # type: ignore[method-assign, assignment]
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         outputs = super().forward(feats)
@@ -234,5 +236,5 @@ def build_for_export(path: Path | None, spec: str | None = None) -> nn.Module:
     if spec and path.suffix.lower() in (".yaml", ".yml") and not Path(spec).is_file():
         path = path.with_name(Path(spec).name)  # Ultralytics finds the unified file and the scale itself
     module, info = build(path)
-    module.oakpipe_task = info
+    module.oakpipe_task = info  # type: ignore[assignment]
     return module

@@ -18,7 +18,7 @@ def untrained_batchnorm(module) -> str | None:
     from torch.nn.modules.batchnorm import _BatchNorm
 
     norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.running_mean is not None]
-    fresh = [m for m in norms if torch.all(m.running_mean == 0) and torch.all(m.running_var == 1)]
+    fresh = [m for m in norms if torch.all(m.running_mean == 0) and torch.all(m.running_var == 1)]  # type: ignore[arg-type]
     if not norms or len(fresh) <= UNTRAINED_SHARE * len(norms):
         return None
     return (f"{len(fresh)} of {len(norms)} BatchNorm layers still hold their initial statistics (mean 0, "
