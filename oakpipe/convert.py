@@ -121,10 +121,10 @@ def convert(options: ConvertOptions, progress: Progress | None = None, source: M
     options = check_before_work(options, source, folder)  # every option and file, before any stage
     if options.style != given_style and options.style is not None:
         progress.say(f"  no --style given: using the built-in style {options.style.name}")
-    options = with_declared_contract(options, source, progress)
+    options, declared = with_declared_contract(options, source, progress, folder)
     started = time.perf_counter()
     try:
-        return _convert_in(folder, source, options, progress, started)
+        return _convert_in(folder, source, options, progress, started, declared)
     except OSError as exc:  # the manifest, the lock: the user's folder refused a write
         mapped = user_error_for_os(exc, folder)
         if mapped is None:
@@ -133,10 +133,12 @@ def convert(options: ConvertOptions, progress: Progress | None = None, source: M
 
 
 def _convert_in(folder: Path, source: ModelSource, options: ConvertOptions, progress: Progress,
-                started: float) -> Export:
+                started: float, declared: dict | None = None) -> Export:
     with export_lock(folder):
         manifest = Manifest.load(folder)
         manifest.data.update(describe_run(source, options, folder))
+        if declared is not None:
+            manifest.data[DECLARED_KEY] = declared
         stages = StageRunner(manifest, options, progress)
         if source.kind == "ir":  # a 2021.4 IR is already a device graph: nothing to export
             manifest.stages.pop("onnx", None)
@@ -176,22 +178,43 @@ def _convert_in(folder: Path, source: ModelSource, options: ConvertOptions, prog
     return Export(folder, manifest.data)
 
 
-def with_declared_contract(options: ConvertOptions, source: ModelSource, progress: Progress) -> ConvertOptions:
-    """The model's declared preprocessing fills the contract fields the user did not give;
-    a typed value that contradicts it is kept and stated in one line."""
+#: The manifest's record of a model file's declared preprocessing and the file contents it was
+#: read from: a cached convert reuses it instead of importing the file (and torch with it).
+DECLARED_KEY = "declared_preprocessing"
+
+
+def with_declared_contract(options: ConvertOptions, source: ModelSource, progress: Progress,
+                           folder: Path) -> tuple[ConvertOptions, dict | None]:
+    """(the options with the model's declared preprocessing filling the contract fields the
+    user did not give, the record to keep in the manifest). A typed value that contradicts
+    the declaration is kept and stated in one line."""
     from dataclasses import replace
 
-    from oakpipe.preprocessing import resolve_contract
+    from oakpipe.preprocessing import Preprocessing, resolve_contract
 
     if source.kind not in ("python", "module"):  # ONNX and IR carry no declaration; no built-in declares one
-        return options
-    from oakpipe.models.loader import declared_contract_of
-
-    declared = declared_contract_of(source, options)
+        return options, None
+    record = None
+    if source.kind == "python":  # keyed by the file's (and its siblings') bytes, as the stages are
+        fingerprint = sha256_json(source.fingerprint())
+        known = Manifest.load(folder).data.get(DECLARED_KEY) or {}
+        if known.get("source") == fingerprint:
+            declared = Preprocessing.from_dict(known["contract"]) if known.get("contract") else None
+        else:
+            declared = _read_declaration(source, options)
+        record = {"source": fingerprint, "contract": declared.to_dict() if declared else None}
+    else:
+        declared = _read_declaration(source, options)
     pre, warning = resolve_contract(options.preprocessing, options.contract_defaults, declared)
     if warning:
         progress.warn(warning)
-    return replace(options, preprocessing=pre, contract_defaults=frozenset())
+    return replace(options, preprocessing=pre, contract_defaults=frozenset()), record
+
+
+def _read_declaration(source: ModelSource, options: ConvertOptions):
+    from oakpipe.models.loader import declared_contract_of
+
+    return declared_contract_of(source, options)
 
 
 def describe_run(source: ModelSource, options: ConvertOptions, folder: Path) -> dict:
