@@ -48,6 +48,10 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _runs_the_worker(pid: int) -> bool:
+    return any(arg.endswith("compile_worker.py") for arg in _cmdline(pid).split("\0"))
+
+
 @pytest.mark.toolchain
 def test_the_compile_worker_dies_with_its_parent(halve_export, tmp_path):
     """The worker is stopped (SIGSTOP) once it runs the compiler, so it cannot finish on its
@@ -59,7 +63,9 @@ def test_the_compile_worker_dies_with_its_parent(halve_export, tmp_path):
     worker = None
     deadline = time.monotonic() + 120
     while worker is None and time.monotonic() < deadline and parent.poll() is None:
-        worker = next((c for c in _children(parent.pid) if "compile_worker" in _cmdline(c)), None)
+        # After exec only: before it, a forked child still shows the parent's command line
+        # (whose arguments name this test's tmp_path) and has no death signal set up yet.
+        worker = next((c for c in _children(parent.pid) if _runs_the_worker(c)), None)
         time.sleep(0.002)
     assert worker is not None, "the compile worker never started"
     try:

@@ -29,10 +29,12 @@ def estimate_target(target: Path | None, make_options, *, shaves: int, threads: 
         return str(target), estimate_onnx(target, shaves=shaves, threads=threads)
     from oakpipe.models.loader import build_module
     from oakpipe.models.source import parse_model_spec
+    from oakpipe.precheck import check_model_files
     from oakpipe.stages.onnx_export import export_torch
 
     options = make_options()
     source = parse_model_spec(options.model)
+    options = check_model_files(options, source)  # as convert does: a built-in's default style
     with tempfile.TemporaryDirectory(prefix="oakpipe-estimate-") as folder:
         path = Path(folder) / f"{source.name}.onnx"
         export_torch(build_module(source, options), options, path)

@@ -331,12 +331,10 @@ def blame_fp16_onnx(model_onnx: Path, x: np.ndarray) -> str:
         node = nodes.get(name, name)
         module = pytorch_module_of(node)
         where = f"ONNX node {node}" + (f" (PyTorch module {module})" if module else "")
-        if not np.isfinite(emulated).all():
-            return f"{where} (FP16 overflow: inf/NaN)"
-        spread = float(np.abs(reference).max()) or 1.0
-        if float(np.abs(emulated - reference).max()) / spread > 1e-2:
-            return f"{where} (first to lose FP16 precision: > 1% of its range)"
-    return "FP16 rounding spread over many layers (no single layer stands out)"
+        departure = fp16_departure(emulated, reference)
+        if departure:
+            return f"{where} ({departure})"
+    return SPREAD_OUT
 
 
 def blame_fp16(module, x: np.ndarray, fp16_captured: dict) -> str:
@@ -345,10 +343,20 @@ def blame_fp16(module, x: np.ndarray, fp16_captured: dict) -> str:
         reference = exact.get(name)
         if reference is None or not values:
             continue
-        emulated = values[0]
-        if not np.isfinite(emulated).all():
-            return f"PyTorch module {name} (FP16 overflow: inf/NaN)"
-        spread = float(np.abs(reference).max()) or 1.0
-        if float(np.abs(emulated - reference).max()) / spread > 1e-2:
-            return f"PyTorch module {name} (first to lose FP16 precision: > 1% of its range)"
-    return "FP16 rounding spread over many layers (no single layer stands out)"
+        departure = fp16_departure(values[0], reference)
+        if departure:
+            return f"PyTorch module {name} ({departure})"
+    return SPREAD_OUT
+
+
+SPREAD_OUT = "FP16 rounding spread over many layers (no single layer stands out)"
+
+
+def fp16_departure(emulated: np.ndarray, reference: np.ndarray) -> str | None:
+    """Why one layer's FP16 result departs from FP32 (inf/NaN, or over 1% of its range), or None."""
+    if not np.isfinite(emulated).all():
+        return "FP16 overflow: inf/NaN"
+    spread = float(np.abs(reference).max()) or 1.0
+    if float(np.abs(emulated - reference).max()) / spread > 1e-2:
+        return "first to lose FP16 precision: > 1% of its range"
+    return None

@@ -52,14 +52,19 @@ class Estimates:
     )
 
 
-def estimate(device_onnx: Path, shaves: int = 6) -> Estimates:
-    """The estimates alone (MACs, weights, activations, FPS): shape inference, no compiler."""
+def inferred_graph(device_onnx: Path) -> Graph:
+    """A device graph file with its shapes inferred (the declared ones when inference fails)."""
     model = onnx.load(str(device_onnx))
     try:
         model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as exc:
         log.debug("shape inference failed, using the declared shapes: %s", exc)
-    return estimates_of(Graph(model), shaves)
+    return Graph(model)
+
+
+def estimate(device_onnx: Path, shaves: int = 6) -> Estimates:
+    """The estimates alone (MACs, weights, activations, FPS): shape inference, no compiler."""
+    return estimates_of(inferred_graph(device_onnx), shaves)
 
 
 def estimate_warnings(estimates: Estimates) -> list[str]:
@@ -191,12 +196,7 @@ def describe_largest_layers(graph: Graph, count: int = 3) -> str:
 
 def largest_layers(device_onnx: Path, count: int = 3) -> str:
     """``describe_largest_layers`` of a device graph file (shape inference, no compiler)."""
-    model = onnx.load(str(device_onnx))
-    try:
-        model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except Exception as exc:
-        log.debug("shape inference failed: %s", exc)
-    return describe_largest_layers(Graph(model), count)
+    return describe_largest_layers(inferred_graph(device_onnx), count)
 
 
 def _mib(n: int) -> str:

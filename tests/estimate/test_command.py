@@ -46,3 +46,10 @@ def test_estimate_of_a_model_spec_exports_it_first(capsys):
 def test_bad_threads_are_the_users_to_fix(capsys):
     assert main(["estimate", "halve", "--threads", "0"]) == 2
     assert "--threads" in capsys.readouterr().err
+
+
+def test_estimate_of_a_style_model_uses_the_default_style_as_convert_does(capsys):
+    """`oakpipe estimate stylizer` with no --style takes the built-in style, like convert."""
+    assert main(["estimate", "stylizer", "--input-shape", "1,3,64,64"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "oakpipe estimate stylizer 1x3x64x64" and out[1].startswith("RVC2 estimate:")

@@ -116,7 +116,6 @@ def test_an_onnx_model_gets_fp16_emulation_and_overflow_blame(tmp_path):
         convert(ConvertOptions(model=str(path), input_shape=SHAPE, out=tmp_path / "o"))
     report = json.loads((tmp_path / "o" / "verify.json").read_text())
     fp16 = next(s for s in report["stages"] if s["stage"] == "fp16")
-    # amplify's inf is scaled back by restore (inf * 1e-5 is inf) and sigmoid(inf) is 1: the output
-    # saturates rather than holding inf, so the stage fails on PSNR (the FP32 output is 0.73..0.88)
-    assert not fp16["passed"] and fp16["psnr_db"] < 10
+    # FP32: sigmoid(conv(x) + 1) with conv(x) + 1 in [1, 2]; FP16: amplify gives inf, sigmoid(inf) = 1
+    assert not fp16["passed"] and fp16["max_abs"] > 0.1
     assert report["first_failure"] == "fp16" and "amplify" in report["blame"]
