@@ -121,10 +121,10 @@ def convert(options: ConvertOptions, progress: Progress | None = None, source: M
     options = check_before_work(options, source, folder)  # every option and file, before any stage
     if options.style != given_style and options.style is not None:
         progress.say(f"  no --style given: using the built-in style {options.style.name}")
-    options, declared = with_declared_contract(options, source, progress, folder)
+    options, declared, built = with_declared_contract(options, source, progress, folder)
     started = time.perf_counter()
     try:
-        return _convert_in(folder, source, options, progress, started, declared)
+        return _convert_in(folder, source, options, progress, started, declared, built)
     except OSError as exc:  # the manifest, the lock: the user's folder refused a write
         mapped = user_error_for_os(exc, folder)
         if mapped is None:
@@ -133,13 +133,13 @@ def convert(options: ConvertOptions, progress: Progress | None = None, source: M
 
 
 def _convert_in(folder: Path, source: ModelSource, options: ConvertOptions, progress: Progress,
-                started: float, declared: dict | None = None) -> Export:
+                started: float, declared: dict | None = None, built: object | None = None) -> Export:
     with export_lock(folder):
         manifest = Manifest.load(folder)
         manifest.data.update(describe_run(source, options, folder))
         if declared is not None:
             manifest.data[DECLARED_KEY] = declared
-        stages = StageRunner(manifest, options, progress)
+        stages = StageRunner(manifest, options, progress, module=built)
         if source.kind == "ir":  # a 2021.4 IR is already a device graph: nothing to export
             manifest.stages.pop("onnx", None)
             device_info = model_info = stages.device_from_ir(source)
@@ -184,34 +184,35 @@ DECLARED_KEY = "declared_preprocessing"
 
 
 def with_declared_contract(options: ConvertOptions, source: ModelSource, progress: Progress,
-                           folder: Path) -> tuple[ConvertOptions, dict | None]:
+                           folder: Path) -> tuple[ConvertOptions, dict | None, object | None]:
     """(the options with the model's declared preprocessing filling the contract fields the
-    user did not give, the record to keep in the manifest). A typed value that contradicts
-    the declaration is kept and stated in one line."""
+    user did not give, the record to keep in the manifest, the module if reading the
+    declaration built it). A typed value that contradicts the declaration is kept and stated
+    in one line."""
     from dataclasses import replace
 
     from oakpipe.preprocessing import Preprocessing, resolve_contract
 
     if source.kind not in ("python", "module"):  # ONNX and IR carry no declaration; no built-in declares one
-        return options, None
-    record = None
+        return options, None, None
+    record, built = None, None
     if source.kind == "python":  # keyed by the file's (and its siblings') bytes, as the stages are
         fingerprint = sha256_json(source.fingerprint())
         known = Manifest.load(folder).data.get(DECLARED_KEY) or {}
         if known.get("source") == fingerprint:
             declared = Preprocessing.from_dict(known["contract"]) if known.get("contract") else None
         else:
-            declared = _read_declaration(source, options)
+            declared, built = _read_declaration(source, options)
         record = {"source": fingerprint, "contract": declared.to_dict() if declared else None}
     else:
-        declared = _read_declaration(source, options)
+        declared, built = _read_declaration(source, options)
     pre, warning = resolve_contract(options.preprocessing, options.contract_defaults, declared)
     if warning:
         progress.warn(warning)
-    return replace(options, preprocessing=pre, contract_defaults=frozenset()), record
+    return replace(options, preprocessing=pre, contract_defaults=frozenset()), record, built
 
 
-def _read_declaration(source: ModelSource, options: ConvertOptions):
+def _read_declaration(source: ModelSource, options: ConvertOptions) -> tuple:
     from oakpipe.models.loader import declared_contract_of
 
     return declared_contract_of(source, options)
@@ -321,12 +322,13 @@ def _model_spec(model: dict, folder: Path) -> str:
 class StageRunner:
     """The five stages, each keyed by what decides its output."""
 
-    def __init__(self, manifest: Manifest, options: ConvertOptions, progress: Progress) -> None:
+    def __init__(self, manifest: Manifest, options: ConvertOptions, progress: Progress,
+                 module: object | None = None) -> None:
         self.manifest = manifest
         self.options = options
         self.progress = progress
         self.all_cached = True
-        self._module: object | None = None
+        self._module: object | None = module  # already built when its declared contract was read
 
     def module(self, source: ModelSource):
         """The PyTorch module, built at most once per convert (None for ONNX sources)."""

@@ -145,3 +145,26 @@ def test_precedence_typed_then_config_file_then_declaration_then_default(tmp_pat
     assert warning is not None and "--mean-values 100,100,100" in warning
     pre, _ = resolved("--config", str(config), "--mean-values", "1,2,3", "--no-reverse-input-channels")
     assert pre == Preprocessing((1, 2, 3), (128.0,) * 3, False)  # typed beats the file and the declaration
+
+
+@pytest.mark.toolchain
+def test_a_factory_that_declares_on_its_module_is_built_once_and_its_contract_used(tmp_path):
+    import json
+
+    import oakpipe
+
+    model_file = tmp_path / "factory.py"
+    model_file.write_text(
+        "from pathlib import Path\n"
+        "import torch\nfrom torch import nn\n\n"
+        "def make():\n"
+        "    with open(Path(__file__).with_suffix('.calls'), 'a') as log:\n"
+        "        log.write('x')\n"
+        "    torch.manual_seed(0)\n"
+        "    net = nn.Sequential(nn.Conv2d(3, 3, 1), nn.Sigmoid())\n"
+        "    net.oakpipe_preprocessing = {'mean': [127.5] * 3, 'scale': [128.0] * 3}\n"
+        "    return net\n")
+    export = oakpipe.convert(f"{model_file}:make", input_shape=(1, 3, 32, 32), out=tmp_path / "out")
+    manifest = json.loads((export.folder / "manifest.json").read_text())
+    assert manifest["preprocessing"]["mean"] == [127.5] * 3 and manifest["verified"] is True
+    assert (tmp_path / "factory.calls").read_text() == "x"  # read the declaration, exported, verified: one build

@@ -39,17 +39,18 @@ def build_module(source: ModelSource, options: ConvertOptions) -> nn.Module:
     return module.eval()
 
 
-def declared_contract_of(source: ModelSource, options: ConvertOptions) -> Preprocessing | None:
-    """The preprocessing a user's model declares (``oakpipe_preprocessing``), read from its
-    class or factory when it carries one (cheap: the file is imported, nothing is built),
-    else from the built module."""
+def declared_contract_of(source: ModelSource, options: ConvertOptions) -> tuple[Preprocessing | None, nn.Module | None]:
+    """(the preprocessing a user's model declares (``oakpipe_preprocessing``), the module if it
+    had to be built for that). Read from its class or factory when it carries one (cheap: the
+    file is imported, nothing is built), else from the built module, which the export reuses."""
     if source.kind == "module":
-        return declared_contract(source.module)
+        return declared_contract(source.module), None
     maker = getattr(_import_file(source), str(source.attr), None)
     declared = declared_contract(maker)
     if declared is None and maker is not None and not inspect.isclass(maker):
-        return declared_contract(build_module(source, options))  # a factory may set it on the instance
-    return declared
+        module = build_module(source, options)  # a factory may set it on the instance
+        return declared_contract(module), module
+    return declared, None
 
 
 def check_style_options(takes_style: bool, options: ConvertOptions, name: str) -> None:
