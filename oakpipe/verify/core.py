@@ -203,7 +203,8 @@ def verify_subject(subject: VerifySubject, frames: list[tuple[str, np.ndarray]],
         report.stages += stage_results(stage, reference, candidates[stage], names, tolerances)
     report.ranges = fp16_ranges.activation_ranges(subject.model_onnx, xs)
     if any(not s.passed for s in report.stages if s.stage in FP32_STAGES) and subject.module is not None:
-        excuse_fp32_sensitivity(report.stages, reference, runners.torch64_outputs(subject.module, xs, names))
+        excuse_fp32_sensitivity(report.stages, reference, runners.torch64_outputs(subject.module, xs, names),
+                                candidates)
     failed = [s for s in report.stages if not s.passed]
     if failed:
         report.first_failure = failed[0].stage
@@ -218,23 +219,32 @@ def verify_subject(subject: VerifySubject, frames: list[tuple[str, np.ndarray]],
     return report
 
 
-def excuse_fp32_sensitivity(stages: list[StageResult], reference: list[dict], exact: list[dict] | None) -> None:
-    """Pass an FP32 stage whose difference is the model's own FP32 rounding, not the step's.
+def excuse_fp32_sensitivity(stages: list[StageResult], reference: list[dict], exact: list[dict] | None,
+                            candidates: dict[str, list[dict] | None] | None = None) -> None:
+    """Pass an FP32 stage whose difference is FP32 rounding, not the step's.
 
-    A numerically sensitive model (PyTorch FP32 already differs from the same model in FP64
-    by about as much as the ONNX export does) makes any FP32 reimplementation differ by that
-    much: blaming the export would send the user after a fault that is not there.
+    Two FP32 computations of the same model (PyTorch's and onnxruntime's, with different
+    summation orders) each differ from the exact (FP64) result by rounding; their difference
+    from each other can reach the SUM of the two. So a stage is judged the way the reference
+    itself is: its distance from FP64 against PyTorch FP32's own distance from FP64, on the
+    same input and output (``fp32_rounding_explains``). Comparing the stage with the FP32
+    reference against that distance instead (the fallback, when the stage's outputs are not
+    at hand) falsely failed correct exports: yolo11n's DFL outputs on random frames.
     """
     if exact is None:
         return
     for stage in stages:
         if stage.passed or stage.stage not in FP32_STAGES or stage.comparison is None:
             continue
-        own = worst_comparison([compare(e[stage.output], r[stage.output]) for e, r in zip(exact, reference)])
         c = stage.comparison
         if c.nan or c.inf:
             continue
-        if c.psnr_db is not None and own.psnr_db is not None:
+        own = worst_comparison([compare(e[stage.output], r[stage.output]) for e, r in zip(exact, reference)])
+        outputs = (candidates or {}).get(stage.stage)
+        if outputs is not None:
+            sensitive = all(fp32_rounding_explains(e[stage.output], r[stage.output], o[stage.output])
+                            for e, r, o in zip(exact, reference, outputs))
+        elif c.psnr_db is not None and own.psnr_db is not None:
             sensitive = c.psnr_db >= own.psnr_db - 20 * np.log10(FP64_FACTOR)
         else:
             sensitive = c.relative_max <= FP64_FACTOR * own.relative_max
@@ -242,6 +252,17 @@ def excuse_fp32_sensitivity(stages: list[StageResult], reference: list[dict], ex
             stage.passed = True
             stage.note = (f"model's own FP32 rounding: PyTorch FP32 vs FP64 differs by {own.relative_max:.3g} "
                           f"rel{f' ({own.psnr_db:.1f} dB)' if own.psnr_db is not None else ''}")
+
+
+def fp32_rounding_explains(exact: np.ndarray, reference: np.ndarray, candidate: np.ndarray) -> bool:
+    """True when ``candidate`` is no further from ``exact`` (FP64) than FP64_FACTOR times the FP32
+    ``reference`` is, in max and in mean error: both are FP32 results of the same model."""
+    stage, own = compare(exact, candidate), compare(exact, reference)
+    if stage.nan or stage.inf:
+        return False
+    floor = np.finfo(np.float32).eps * max(float(np.abs(exact).max()), 1e-30)  # both exact to the last bit
+    return (stage.max_abs <= FP64_FACTOR * max(own.max_abs, floor)
+            and stage.mean_abs <= FP64_FACTOR * max(own.mean_abs, floor))
 
 
 def check_reference_is_finite(reference: list[dict], labels: list[str]) -> None:
