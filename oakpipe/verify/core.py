@@ -121,6 +121,8 @@ class VerifyReport:
     blame: str | None = None
     ranges: list = field(default_factory=list)
     preflight: dict | None = None
+    task_checks: list = field(default_factory=list)  # oakpipe.verify.task_check.TaskCheck, per stage
+    task_note: str = ""  # why there are none for a task model (e.g. depthai-nodes missing)
 
     @property
     def fp16_flags(self) -> list:
@@ -139,7 +141,8 @@ class VerifyReport:
 
     @property
     def passed(self) -> bool:
-        return all(s.passed for s in self.stages) and not self.fp16_overflows
+        return (all(s.passed for s in self.stages) and all(t.passed for t in self.task_checks)
+                and not self.fp16_overflows)
 
     def to_dict(self) -> dict:
         return {
@@ -147,6 +150,7 @@ class VerifyReport:
             "stages": [s.to_dict() for s in self.stages], "first_failure": self.first_failure,
             "blame": self.blame, "fp16_range": [r.to_dict() for r in self.ranges],
             "fp16_flags": [fp16_ranges.describe(r) for r in self.fp16_flags], "preflight": self.preflight,
+            "task_checks": [t.to_dict() for t in self.task_checks], "task_note": self.task_note,
         }
 
 
@@ -162,6 +166,7 @@ class VerifySubject:
     input_shape: tuple[int, int, int, int]
     output_names: list[str]
     module: object | None = None  # torch.nn.Module; None for a model that started as ONNX
+    task: dict | None = None  # the export's TaskInfo (manifest onnx info "task"): verify by task too
 
 
 def reference_contract(subject: VerifySubject) -> Preprocessing:
@@ -205,13 +210,19 @@ def verify_subject(subject: VerifySubject, frames: list[tuple[str, np.ndarray]],
     if any(not s.passed for s in report.stages if s.stage in FP32_STAGES) and subject.module is not None:
         excuse_fp32_sensitivity(report.stages, reference, runners.torch64_outputs(subject.module, xs, names),
                                 candidates)
+    if subject.task:
+        check_task(report, subject, reference[0], candidates)
     failed = [s for s in report.stages if not s.passed]
-    if failed:
+    failed_task = next((t for t in report.task_checks if not t.passed), None)
+    if failed_task and (not failed or STAGE_ORDER.index(failed_task.stage) < STAGE_ORDER.index(failed[0].stage)):
+        report.first_failure = failed_task.stage
+        report.blame = f"the decoded {failed_task.what} differ from PyTorch's: {failed_task.summary}"
+    elif failed:
         report.first_failure = failed[0].stage
         report.blame = blame(failed[0].stage, subject, truth, raw[0], xs[0])
         if failed[0].stage == "fp16" and subject.module is None and report.fp16_overflows:
             report.blame = fp16_ranges.describe(report.fp16_overflows[0])  # no modules: the range check names it
-    if (failed or report.fp16_overflows) and subject.module is not None:
+    if (failed or failed_task or report.fp16_overflows) and subject.module is not None:
         from oakpipe.verify.untrained import untrained_batchnorm
 
         note = untrained_batchnorm(subject.module)
@@ -263,6 +274,38 @@ def fp32_rounding_explains(exact: np.ndarray, reference: np.ndarray, candidate: 
     floor = np.finfo(np.float32).eps * max(float(np.abs(exact).max()), 1e-30)  # both exact to the last bit
     return (stage.max_abs <= FP64_FACTOR * max(own.max_abs, floor)
             and stage.mean_abs <= FP64_FACTOR * max(own.mean_abs, floor))
+
+
+#: Stages whose raw-tensor rows a passing task check overrules: FP16 moves numbers no user sees
+#: (the DFL distances and scores of every anchor under the threshold); the FP32 stages keep
+#: their raw verdict, since an FP32 difference past FP32 rounding means the export computes
+#: something else, whether or not this photo shows it.
+TASK_DECIDES = ("ir", "fp16")
+
+
+def check_task(report: VerifyReport, subject: VerifySubject, reference: dict,
+               candidates: dict[str, list[dict] | None]) -> None:
+    """Decode the photo's outputs at every stage and compare with PyTorch's decoded result."""
+    from oakpipe.errors import UserError as Missing
+    from oakpipe.verify.task_check import TaskJudge
+
+    assert subject.task is not None
+    try:
+        judge = TaskJudge(subject.task, subject.input_shape, reference)
+    except Missing as exc:  # depthai-nodes not installed: the raw rows still stand
+        report.task_note = f"no task check: {exc.message}"
+        return
+    for stage in STAGE_ORDER:
+        outputs = candidates.get(stage)
+        if outputs is None:
+            continue
+        check = judge.check(stage, outputs[0])
+        report.task_checks.append(check)
+        if stage in TASK_DECIDES and check.passed:
+            for row in report.stages:
+                if row.stage == stage and not row.passed:
+                    row.passed = True
+                    row.note = f"raw tensors only: the decoded {check.what} match (task check)"
 
 
 def check_reference_is_finite(reference: list[dict], labels: list[str]) -> None:
