@@ -10,10 +10,12 @@ depthai-nodes' parsers configured from the archive head), and compared with PyTo
   largest score difference of a matched pair, and for segmenters the mean mask IoU of the
   matched pairs; a box near the threshold may cross it on rounding, so each side's boxes
   are looked for among the other side's decoded at half the threshold;
-- classifiers: top-1 and the top-5 overlap.
+- classifiers: top-1 and the top-5 overlap;
+- semantic segmenters: the fraction of pixels given the same class, and the mean class IoU
+  (a depth model has no task check: its raw-tensor rows are the map the user sees).
 
 Verdict (``TaskCheck.passed``): a stage fails when fewer than MIN_MATCHED of the boxes are
-matched in either direction, or a classifier's top-1 changes (unless the reference's two
+matched in either direction (of the pixels, for a class map), or a classifier's top-1 changes (unless the reference's two
 classes are within TIE probability of each other: a tie no user could rely on). Only the
 photograph is judged: decoded detections on random noise are near-threshold noise themselves.
 A model whose reference shows fewer than MIN_BOXES boxes at the head's threshold (random or
@@ -29,6 +31,8 @@ import numpy as np
 
 from oakpipe.tasks.decode import Decoded, TaskDecoder
 
+JUDGED = ("detect", "segment", "pose", "classify", "segment-semantic")  # depth: its raw rows are the map
+BOX_TASKS = ("detect", "segment", "pose")
 MATCH_IOU = 0.5
 MIN_MATCHED = 0.9
 TIE = 0.01
@@ -86,9 +90,7 @@ class TaskJudge:
         self.config = head_config(task, input_shape)
         self.shape = list(input_shape)
         self.task = task["task"]
-        self.conf = float(self.config.get("conf_threshold", 0.0)) if self.task != "classify" else None
-        if self.conf is not None:
-            self.conf = self._judged_conf(reference)
+        self.conf = self._judged_conf(reference) if self.task in BOX_TASKS else None
         self.reference = self.decode(reference, self.conf)
         self.reference_low = self.decode(reference, self.conf / 2) if self.conf is not None else None
 
@@ -106,6 +108,8 @@ class TaskJudge:
     def check(self, stage: str, outputs: dict) -> TaskCheck:
         if self.task == "classify":
             return self._classes(stage, self.decode(outputs, None))
+        if self.task == "segment-semantic":
+            return self._pixels(stage, self.decode(outputs, None))
         return self._boxes(stage, self.decode(outputs, self.conf), self.decode(outputs, self.conf / 2))
 
     def _classes(self, stage: str, got: Decoded) -> TaskCheck:
@@ -119,6 +123,18 @@ class TaskJudge:
                    f"({self.reference.top[0][1]} vs {got.top[0][1]}), top-5 overlap {overlap}/{len(ref_ids)}")
         return TaskCheck(stage, f"top-{len(ref_ids)}", same or tie, summary, None, None, len(ref_ids), len(got_ids),
                          top1_same=same, top5_overlap=overlap)
+
+    def _pixels(self, stage: str, got: Decoded) -> TaskCheck:
+        """Semantic segmentation: the fraction of pixels given the same class, and the mean IoU
+        over the classes either side shows."""
+        ref, mine = self.reference.map, got.map
+        assert ref is not None and mine is not None
+        same = float(np.mean(ref == mine))
+        classes = np.union1d(np.unique(ref), np.unique(mine))
+        mean_iou = float(np.mean([iou_masks(ref == c, mine == c) for c in classes]))
+        summary = f"{same:.1%} of pixels the same class, mean IoU {mean_iou:.3f} over {len(classes)} classes"
+        return TaskCheck(stage, "class map", same >= MIN_MATCHED, summary, None, None, int(ref.size),
+                         int(mine.size), same, same, mask_iou=mean_iou)
 
     def _boxes(self, stage: str, got: Decoded, got_low: Decoded) -> TaskCheck:
         ref, ref_low = self.reference, self.reference_low
