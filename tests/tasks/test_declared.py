@@ -144,3 +144,31 @@ def test_task_choices_are_checked_with_the_options(tmp_path):
         ConvertOptions(model="halve", task="boxes")
     with pytest.raises(UserError, match="a depth model has none"):
         ConvertOptions(model="halve", task="depth", labels=tmp_path / "x.txt")
+
+
+@pytest.mark.toolchain
+def test_an_onnx_classifier_declared_on_the_command_line(tmp_path, capsys):
+    import torch
+
+    from oakpipe.cli import main
+
+    onnx_path = tmp_path / "tiny.onnx"
+    torch.onnx.export(TinyClassifier().eval(), torch.zeros(1, 3, SIZE, SIZE), str(onnx_path), input_names=["input"],
+                      output_names=["logits"], opset_version=12, dynamo=False)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"name{i}\n" for i in range(10)))
+    shape = f"1,3,{SIZE},{SIZE}"
+    assert main(["convert", str(onnx_path), "--input-shape", shape, "--task", "classify", "--labels", str(labels),
+                 "--out", str(tmp_path / "out")]) == 0
+    from oakpipe.convert import Export
+
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    head = archive_head(Export(tmp_path / "out", manifest))
+    assert head["outputs"] == ["logits"] and head["metadata"]["classes"][3] == "name3"
+    labels.write_text("just one\n")  # the labels are part of the export's key: a new file is read again
+    assert main(["convert", str(onnx_path), "--input-shape", shape, "--task", "classify", "--labels", str(labels),
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "lists 1 classes but the model outputs 10" in capsys.readouterr().err
+    assert main(["convert", str(onnx_path), "--input-shape", shape, "--task", "detect",
+                 "--out", str(tmp_path / "out2")]) == 2
+    assert "--task detect needs a model that describes its head" in capsys.readouterr().err

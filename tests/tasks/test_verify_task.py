@@ -76,3 +76,10 @@ def test_boxes_are_matched_one_to_one_by_class_and_iou():
     other_class = Detection((20, 20, 30, 30), 3, "c", 0.8)
     assert match([a, b], [near, other_class]) == [(0, 0)]
     assert match([a, a], [near]) == [(0, 0)]  # one-to-one: the second a finds nothing left
+
+
+def test_a_segmenter_is_verified_on_boxes_and_mask_iou(seg_checkpoint, seg_export):
+    report = reverify(seg_checkpoint, seg_export)
+    checks = report["task_checks"]
+    assert len(checks) == 5 and all(c["what"] == "boxes+masks" and c["passed"] for c in checks), checks
+    assert all(c["mask_iou"] is not None and c["mask_iou"] > 0.5 for c in checks), checks
