@@ -182,6 +182,7 @@ def describe_run(source: ModelSource, options: ConvertOptions, folder: Path) -> 
             "weights": record_file(options.weights, folder), "style": record_file(options.style, folder),
             "alpha": options.alpha, "weights_dir": record_file(options.weights_dir, folder),
             "compiler": options.compiler,
+            "task": options.task, "labels": record_file(options.labels, folder),  # --task / --labels
         },
         "preprocessing": {**options.preprocessing.to_dict(), "camera_frame": "BGR888p (U8, planar)",
                           "model_encoding": options.preprocessing.model_encoding},
@@ -260,6 +261,7 @@ def _options_in(data: dict, folder: Path) -> dict:
         alpha=opts.get("alpha", 1.0), weights_dir=locate_file(opts.get("weights_dir"), folder, "weights folder"),
         out=folder,
         compiler=opts.get("compiler", "offline"),  # re-verifying must not switch compilers
+        task=opts.get("task"), labels=locate_file(opts.get("labels"), folder, "labels file"),
     )
 
 

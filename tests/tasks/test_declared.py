@@ -152,10 +152,12 @@ def test_an_onnx_classifier_declared_on_the_command_line(tmp_path, capsys):
 
     from oakpipe.cli import main
 
-    onnx_path = tmp_path / "tiny.onnx"
+    sources = tmp_path / "out" / "src"  # inside the export: found again by `oakpipe verify EXPORT_DIR`
+    sources.mkdir(parents=True)
+    onnx_path = sources / "tiny.onnx"
     torch.onnx.export(TinyClassifier().eval(), torch.zeros(1, 3, SIZE, SIZE), str(onnx_path), input_names=["input"],
                       output_names=["logits"], opset_version=12, dynamo=False)
-    labels = tmp_path / "labels.txt"
+    labels = sources / "labels.txt"
     labels.write_text("".join(f"name{i}\n" for i in range(10)))
     shape = f"1,3,{SIZE},{SIZE}"
     assert main(["convert", str(onnx_path), "--input-shape", shape, "--task", "classify", "--labels", str(labels),
@@ -165,6 +167,9 @@ def test_an_onnx_classifier_declared_on_the_command_line(tmp_path, capsys):
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     head = archive_head(Export(tmp_path / "out", manifest))
     assert head["outputs"] == ["logits"] and head["metadata"]["classes"][3] == "name3"
+    assert main(["verify", str(tmp_path / "out")]) == 0  # from the folder: --task and --labels come back
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert archive_head(Export(tmp_path / "out", manifest))["metadata"]["classes"][3] == "name3"
     labels.write_text("just one\n")  # the labels are part of the export's key: a new file is read again
     assert main(["convert", str(onnx_path), "--input-shape", shape, "--task", "classify", "--labels", str(labels),
                  "--out", str(tmp_path / "out")]) == 2
