@@ -46,6 +46,12 @@ INCLUDED_IN = {"ir": "fp16"}
 #: (within this factor), the stage's difference is the model's rounding sensitivity.
 FP32_STAGES = ("onnx", "device", "ov2021")
 FP64_FACTOR = 2.0
+#: The largest single-element error is a noisy statistic (one element where the model is most
+#: sensitive to rounding; the two FP32 results round there independently), so the stage's max
+#: error from FP64 may reach this multiple of PyTorch FP32's own, while its MEAN error (stable over
+#: every element, and raised by any fault that is not confined to a few elements) stays within
+#: FP64_FACTOR. Measured on a correct yolo11n export at 416x416, random frame: max 2.1x, mean 0.84x.
+FP64_MAX_FACTOR = 4.0
 #: Attribute a model may carry to declare the input it was trained on (Model Optimizer
 #: vocabulary on 0..255 values). Without it the reference is the RGB [0, 1] tensor.
 DECLARED_CONTRACT = "oakpipe_preprocessing"
@@ -267,13 +273,14 @@ def excuse_fp32_sensitivity(stages: list[StageResult], reference: list[dict], ex
 
 
 def fp32_rounding_explains(exact: np.ndarray, reference: np.ndarray, candidate: np.ndarray) -> bool:
-    """True when ``candidate`` is no further from ``exact`` (FP64) than FP64_FACTOR times the FP32
-    ``reference`` is, in max and in mean error: both are FP32 results of the same model."""
+    """True when ``candidate`` is about as far from ``exact`` (FP64) as the FP32 ``reference`` is:
+    within FP64_FACTOR in mean error and FP64_MAX_FACTOR in max error (both are FP32 results
+    of the same model)."""
     stage, own = compare(exact, candidate), compare(exact, reference)
     if stage.nan or stage.inf:
         return False
     floor = np.finfo(np.float32).eps * max(float(np.abs(exact).max()), 1e-30)  # both exact to the last bit
-    return (stage.max_abs <= FP64_FACTOR * max(own.max_abs, floor)
+    return (stage.max_abs <= FP64_MAX_FACTOR * max(own.max_abs, floor)
             and stage.mean_abs <= FP64_FACTOR * max(own.mean_abs, floor))
 
 

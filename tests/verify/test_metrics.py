@@ -61,5 +61,19 @@ def test_an_fp32_stage_further_from_fp64_than_fp32_rounding_still_fails():
     broken = exact.copy()
     broken[0, 4] += 0.01  # one channel off by an export fault, ~1000x the rounding
     assert not _fp32_stage(exact, exact + rounding, broken + rounding).passed
-    # the same size of error spread as noise (every element 4x further than FP32 rounding): fails too
-    assert not _fp32_stage(exact, exact + rounding, exact + 4 * rounding[:, ::-1]).passed
+    # every element 3x further from FP64 than FP32 rounding (a mean 3x PyTorch's own): fails too
+    assert not _fp32_stage(exact, exact + rounding, exact + 3 * rounding[:, ::-1]).passed
+    # a few elements 10x further (a fault at the border, say) and the mean barely moved: fails on the max
+    edge = exact + rounding
+    edge[0, 4, 0, :] += 10 * np.abs(rounding).max()  # 40 of 136,000 elements
+    assert not _fp32_stage(exact, exact + rounding, edge).passed
+
+
+def test_the_largest_rounding_error_may_land_elsewhere_and_be_larger():
+    # measured on a correct yolo11n export (416x416, random frame): onnxruntime's largest error from
+    # FP64 was 2.1x PyTorch FP32's, its mean 0.84x: the max of a heavy tail is a noisy statistic
+    rng = np.random.default_rng(1)
+    exact = rng.uniform(0, 13, (1, 85, 13, 13))
+    ours, theirs = rng.standard_t(2, exact.shape) * 1e-5, rng.standard_t(2, exact.shape) * 1e-5
+    ours.flat[7], theirs.flat[900] = 2.1e-3, 4.4e-3
+    assert _fp32_stage(exact, exact + ours, exact + theirs).passed
