@@ -7,8 +7,8 @@ size; the table gives family, task, input, result (verified blob / verification 
 refused, naming the op / rewrites applied), blob size and GMAC. Models are built offline,
 with random weights (no downloads here): Ultralytics YAMLs with BatchNorm recalibrated on
 photos (tests/fixtures/ultralytics_models.py), a hand-written ResNet-50 (scripts/verdict_zoo.py),
-a MobileNetV2-style network written here, and the architecture probes of
-tests/fixtures/verdict_models.py. torchvision and timm model definitions cannot be imported
+a MobileNetV2-style network written here, the ``--task`` test models of
+tests/fixtures/task_models.py and the architecture probes of tests/fixtures/verdict_models.py. torchvision and timm model definitions cannot be imported
 on this machine (torchvision's C ops fail to load with the CPU torch), so they are not
 listed; on a machine with a matching pair, add them to MODELS. Needs the toolchain; takes
 minutes (each YOLO about a minute on two cores).
@@ -17,6 +17,7 @@ minutes (each YOLO about a minute on two cores).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -99,6 +100,15 @@ def verdict_model(name: str) -> Callable[[Path], nn.Module]:
     return build
 
 
+def task_model(name: str) -> Callable[[Path], nn.Module]:
+    def build(_folder: Path) -> nn.Module:
+        from tests.fixtures import task_models
+
+        return getattr(task_models, name)().eval()
+
+    return build
+
+
 def resnet50() -> nn.Module:
     from verdict_zoo import ResNet50
 
@@ -111,11 +121,18 @@ MODELS = [
     Entry("yolo11n-seg", "Ultralytics YOLO11", 320, ultralytics("yolo11n-seg.yaml", 320)),
     Entry("yolo11n-pose", "Ultralytics YOLO11", 320, ultralytics("yolo11n-pose.yaml", 320)),
     Entry("yolo11n-cls", "Ultralytics YOLO11", 224, ultralytics("yolo11n-cls.yaml", 224)),
+    Entry("yolov8n-seg", "Ultralytics YOLOv8", 320, ultralytics("yolov8n-seg.yaml", 320)),
+    Entry("yolov8n-pose", "Ultralytics YOLOv8", 320, ultralytics("yolov8n-pose.yaml", 320)),
+    Entry("yolov8n-cls", "Ultralytics YOLOv8", 224, ultralytics("yolov8n-cls.yaml", 224)),
     Entry("resnet50 (by hand)", "ResNet", 224, calibrated(resnet50, 224), task="classify"),
     Entry("mobilenetv2-like (by hand)", "MobileNetV2", 224, calibrated(MobileNetLike, 224), task="classify"),
+    Entry("TinySegmenter", "1x1 conv class scores", 64, task_model("TinySegmenter"), task="segment-semantic"),
+    Entry("TinyDepth", "1x1 conv map", 64, task_model("TinyDepth"), task="depth"),
     Entry("TinyViT (2 blocks)", "ViT", 32, verdict_model("TinyViT")),
     Entry("LayerNormHead", "probe: LayerNorm on a rank-2 vector", 32, verdict_model("LayerNormHead")),
     Entry("Unfold", "probe: patch unfold", 32, verdict_model("Unfold")),
+    Entry("TokenLayerNorm", "probe: LayerNorm on (1, N, C) tokens", 32, verdict_model("TokenLayerNorm")),
+    Entry("UnflattenHeads", "probe: attention heads unflattened", 32, verdict_model("UnflattenHeads")),
 ]
 
 
@@ -135,7 +152,7 @@ def convert_one(entry: Entry, folder: Path) -> dict:
         row["result"] = f"blob; verification failed ({exc.message[:80]})"
         export = None
     except OakpipeError as exc:
-        return {**row, "result": f"refused: {exc.message[:120]}"}
+        return {**row, "result": f"refused: {exc.message.split(': Failed')[0][:200]}"}
     folder_ = export.folder if export is not None else options["out"]
     return {**row, **facts(folder_, row)}
 
@@ -151,8 +168,12 @@ def facts(folder: Path, row: dict) -> dict:
     blob = next((folder / n for n in stages.get("blob", {}).get("artifacts", {}) if n.endswith(".blob")), None)
     preflight = stages.get("blob", {}).get("info", {}).get("preflight") or {}
     gmac = preflight.get("estimates", {}).get("gmac")
-    return {"task": task, "result": result, "blob": f"{blob.stat().st_size / 2**20:.2f} MiB" if blob else "-",
+    return {"task": task, "result": result, "blob": size_text(blob.stat().st_size) if blob else "-",
             "gmac": f"{gmac:.3g}" if gmac is not None else "-"}
+
+
+def size_text(size: int) -> str:
+    return f"{size / 2**20:.2f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB"
 
 
 def main() -> None:
@@ -169,7 +190,8 @@ def main() -> None:
         print("| model | family | task | input | result | blob | GMAC |")
         print("|---|---|---|---|---|---|---|")
         for entry in chosen:
-            row = convert_one(entry, folder)
+            with contextlib.redirect_stdout(sys.stderr):  # Ultralytics prints model summaries
+                row = convert_one(entry, folder)
             print(f"| {entry.name} | {entry.family} | {row['task']} | {entry.size}x{entry.size} | {row['result']} | "
                   f"{row['blob']} | {row['gmac']} |", flush=True)
 
