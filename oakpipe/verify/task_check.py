@@ -8,7 +8,7 @@ depthai-nodes' parsers configured from the archive head), and compared with PyTo
 - boxes: greedy one-to-one matching, same class and IoU >= MATCH_IOU, in both directions
   (the reference's boxes found by the stage, the stage's boxes found in the reference), the
   largest score difference of a matched pair, and for segmenters the mean mask IoU of the
-  matched pairs; a box near the threshold may cross it on rounding, so each side's boxes
+  matched pairs (for pose models the largest keypoint shift, reported); a box near the threshold may cross it on rounding, so each side's boxes
   are looked for among the other side's decoded at half the threshold;
 - classifiers: top-1 and the top-5 overlap;
 - semantic segmenters: the fraction of pixels given the same class, and the mean class IoU
@@ -54,6 +54,7 @@ class TaskCheck:
     matched_stage: float | None = None  # fraction of the stage's boxes the reference has
     max_score_diff: float | None = None
     mask_iou: float | None = None
+    keypoint_shift_px: float | None = None  # pose: largest shift of a keypoint both sides see
     top1_same: bool | None = None
     top5_overlap: int | None = None
 
@@ -147,15 +148,17 @@ class TaskJudge:
         mask_iou = None
         if ref.masks is not None and got_low.masks is not None and found:
             mask_iou = float(np.mean([iou_masks(ref.masks[i], got_low.masks[j]) for i, j in found]))
+        shift = keypoint_shift([(ref.detections[i], got_low.detections[j]) for i, j in found])
         what = {"segment": "boxes+masks", "pose": "boxes+keypoints"}.get(self.task, "boxes")
         passed = m_ref >= MIN_MATCHED and m_got >= MIN_MATCHED
         head = float(self.config["conf_threshold"])
         summary = (f"{len(found)}/{len(ref.detections)} of PyTorch's boxes found, {len(shown)}/{len(got.detections)} "
                    "of the stage's in PyTorch's"
                    + (f", max score diff {max(diffs):.3g}" if diffs else "")
-                   + (f", mask IoU {mask_iou:.3f}" if mask_iou is not None else ""))
+                   + (f", mask IoU {mask_iou:.3f}" if mask_iou is not None else "")
+                   + (f", largest keypoint shift {shift:.2f} px" if shift is not None else ""))
         return TaskCheck(stage, what, passed, summary, self.conf, head, len(ref.detections), len(got.detections),
-                         m_ref, m_got, max(diffs) if diffs else None, mask_iou)
+                         m_ref, m_got, max(diffs) if diffs else None, mask_iou, keypoint_shift_px=shift)
 
 
 def box_iou(a: tuple, b: tuple) -> float:
@@ -182,6 +185,14 @@ def match(wanted: list, pool: list) -> list[tuple[int, int]]:
             taken.add(best)
             pairs.append((i, best))
     return pairs
+
+
+def keypoint_shift(pairs: list) -> float | None:
+    """Largest distance (pixels) between a matched pair's keypoints visible on both sides
+    (visibility >= 0.5, as drawn); None without keypoints."""
+    shifts = [float(np.hypot(a[0] - b[0], a[1] - b[1])) for ref, got in pairs
+              for a, b in zip(ref.keypoints, got.keypoints) if a[2] >= 0.5 and b[2] >= 0.5]
+    return max(shifts) if shifts else None
 
 
 def iou_masks(a: np.ndarray, b: np.ndarray) -> float:

@@ -83,3 +83,10 @@ def test_a_segmenter_is_verified_on_boxes_and_mask_iou(seg_checkpoint, seg_expor
     checks = report["task_checks"]
     assert len(checks) == 5 and all(c["what"] == "boxes+masks" and c["passed"] for c in checks), checks
     assert all(c["mask_iou"] is not None and c["mask_iou"] > 0.5 for c in checks), checks
+
+
+def test_a_pose_model_reports_how_far_its_keypoints_move(pose_checkpoint, pose_export):
+    report = reverify(pose_checkpoint, pose_export)
+    checks = {c["stage"]: c for c in report["task_checks"]}
+    assert all(c["what"] == "boxes+keypoints" and c["passed"] for c in checks.values()), checks
+    assert checks["onnx"]["keypoint_shift_px"] is not None and checks["onnx"]["keypoint_shift_px"] < 0.1, checks["onnx"]
