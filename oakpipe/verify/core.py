@@ -309,7 +309,7 @@ def check_task(report: VerifyReport, subject: VerifySubject, reference: dict,
             continue
         check = judge.check(stage, outputs[0])
         report.task_checks.append(check)
-        if stage in TASK_DECIDES and check.passed:
+        if stage in TASK_DECIDES and check.passed and check.decisive:
             for row in report.stages:
                 if row.stage == stage and not row.passed:
                     row.passed = True

@@ -58,8 +58,14 @@ class TaskCheck:
     top1_same: bool | None = None
     top5_overlap: int | None = None
 
+    @property
+    def decisive(self) -> bool:
+        """False when neither side shows anything (an untrained head): nothing was compared, so
+        the check cannot speak for the stage; its raw-tensor rows decide."""
+        return self.reference_count > 0 or self.stage_count > 0
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "decisive": self.decisive}
 
 
 def head_config(task: dict, input_shape: tuple[int, ...]) -> dict:
@@ -152,6 +158,9 @@ class TaskJudge:
         what = {"segment": "boxes+masks", "pose": "boxes+keypoints"}.get(self.task, "boxes")
         passed = m_ref >= MIN_MATCHED and m_got >= MIN_MATCHED
         head = float(self.config["conf_threshold"])
+        if not ref.detections and not got.detections:
+            summary = f"no boxes on either side at conf {self.conf:.3g}: nothing to compare (the raw rows decide)"
+            return TaskCheck(stage, "boxes", True, summary, self.conf, float(self.config["conf_threshold"]))
         summary = (f"{len(found)}/{len(ref.detections)} of PyTorch's boxes found, {len(shown)}/{len(got.detections)} "
                    "of the stage's in PyTorch's"
                    + (f", max score diff {max(diffs):.3g}" if diffs else "")

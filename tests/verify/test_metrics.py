@@ -77,3 +77,10 @@ def test_the_largest_rounding_error_may_land_elsewhere_and_be_larger():
     ours, theirs = rng.standard_t(2, exact.shape) * 1e-5, rng.standard_t(2, exact.shape) * 1e-5
     ours.flat[7], theirs.flat[900] = 2.1e-3, 4.4e-3
     assert _fp32_stage(exact, exact + ours, exact + theirs).passed
+
+
+def test_a_task_check_with_nothing_on_either_side_does_not_speak_for_the_stage():
+    from oakpipe.verify.task_check import TaskCheck
+
+    assert not TaskCheck("ir", "boxes", True, "", reference_count=0, stage_count=0).decisive
+    assert TaskCheck("ir", "boxes", True, "", reference_count=0, stage_count=3).decisive
