@@ -44,7 +44,7 @@ def convert_options(model: str | Path, **options: Any) -> ConvertOptions:
         options["input_shape"] = parse_input_shape(shape if isinstance(shape, str) else ",".join(map(str, shape)))
     if "image" in options:
         options["verify_image"] = options.pop("image")
-    for key in ("weights", "style", "weights_dir", "out", "verify_image"):
+    for key in ("weights", "style", "weights_dir", "out", "verify_image", "labels"):
         if options.get(key) is not None:
             options[key] = Path(options[key])
     try:

@@ -17,6 +17,7 @@ def verify_artifacts(name: str, artifacts: dict[str, Path], manifest: dict, modu
         name=name, model_onnx=artifacts["onnx"], device_onnx=artifacts["device"], ir=artifacts["ir"],
         preprocessing=Preprocessing.from_dict(manifest["preprocessing"]), input_shape=shape,  # type: ignore[arg-type]
         output_names=[o["name"] for o in manifest["stages"]["onnx"]["info"]["outputs"]], module=module,
+        task=manifest["stages"]["onnx"]["info"].get("task"),  # set by convert's attach_task
     )
     frames = sample_frames(shape[2], shape[3], image)
     return verify_subject(subject, frames, tolerances)
