@@ -55,7 +55,7 @@ def convert_options(model: str | Path | None, config: str | Path | None = None, 
         options["input_shape"] = parse_input_shape(shape if isinstance(shape, str) else ",".join(map(str, shape)))
     if "image" in options:
         options["verify_image"] = options.pop("image")
-    for key in ("weights", "style", "weights_dir", "out", "verify_image"):
+    for key in ("weights", "style", "weights_dir", "out", "verify_image", "labels"):
         if options.get(key) is not None:
             options[key] = Path(options[key])
     defaults = frozenset(field for field, key in zip(CONTRACT_FIELDS, CONTRACT_KEYS) if given[key] is None)

@@ -17,7 +17,7 @@ from oakpipe.progress import Progress
 
 
 def add_convert_options(parser: argparse.ArgumentParser) -> None:
-    from oakpipe.options import DEFAULT_INPUT_SHAPE
+    from oakpipe.options import DEFAULT_INPUT_SHAPE, TASK_CHOICES
 
     shape = ",".join(map(str, DEFAULT_INPUT_SHAPE))
     parser.add_argument("model", nargs="?", help="built-in name (halve), path/to/file.py:NAME or "
@@ -49,6 +49,10 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
                         help="budget of the MyriadX blob compile, and of the preflight's probes (default 600)")
     parser.add_argument("--tolerance", help="per-stage limits, e.g. fp16=30,ov2021=50 (dB for image outputs) "
                         "or fp16=0.05 (max error relative to the output's range)")
+    parser.add_argument("--task", choices=TASK_CHOICES, help="what the outputs mean, for a model that does not say "
+                        "(Ultralytics models do): classify ([1, N] scores), segment-semantic ([1, C, H, W]), "
+                        "depth ([1, 1, H, W]); run then decodes, draws and writes --results")
+    parser.add_argument("--labels", type=Path, help="class names, one per line (--task classify/segment-semantic)")
     from oakpipe.config_file import track_explicit
 
     track_explicit(parser)  # so that options typed here win over --config, even at their default values
@@ -65,7 +69,7 @@ def convert_options(args: argparse.Namespace):
         scale_values=args.scale_values, reverse_input_channels=args.reverse_input_channels, shaves=args.shaves,
         weights=args.weights, out=args.out, use_cache=not args.no_cache, style=args.style, alpha=args.alpha,
         weights_dir=args.weights_dir, verify=not args.no_verify, image=args.image, tolerance=args.tolerance,
-        compiler=args.compiler, compile_timeout=args.compile_timeout,
+        compiler=args.compiler, compile_timeout=args.compile_timeout, task=args.task, labels=args.labels,
     )
 
 

@@ -102,7 +102,7 @@ def default_folder(name: str) -> Path:
 
 def extra_inputs(options: ConvertOptions) -> dict:
     """Hashes of the files besides the model source that decide the export."""
-    files = {"weights": options.weights, "style": options.style}
+    files = {"weights": options.weights, "style": options.style, "labels": options.labels}
     data: dict[str, object] = {k: sha256_file(Path(v)) for k, v in files.items() if v is not None}
     if options.weights_dir is not None:
         data["weights_dir"] = {p.name: sha256_file(p) for p in sorted(Path(options.weights_dir).glob("*.pth"))}
@@ -233,6 +233,7 @@ def describe_run(source: ModelSource, options: ConvertOptions, folder: Path) -> 
             "weights": record_file(options.weights, folder), "style": record_file(options.style, folder),
             "alpha": options.alpha, "weights_dir": record_file(options.weights_dir, folder),
             "compiler": options.compiler,
+            "task": options.task, "labels": record_file(options.labels, folder),  # --task / --labels
         },
         "preprocessing": {**options.preprocessing.to_dict(), "camera_frame": "BGR888p (U8, planar)",
                           "model_encoding": options.preprocessing.model_encoding},
@@ -253,9 +254,24 @@ def code_hash(*modules: str, runner: str | tuple[str, ...]) -> str:
     return sha256_json({"modules": code_digest(modules), "runner": [_runner_source(name) for name in names]})
 
 
-def attach_task(info: dict, module) -> dict:
-    """Keep what a task model's outputs mean (oakpipe.tasks) in the ONNX stage's record."""
+def attach_task(info: dict, module, options: ConvertOptions | None = None, onnx_path: Path | None = None) -> dict:
+    """Keep what a task model's outputs mean (oakpipe.tasks) in the ONNX stage's record: the
+    model's own (Ultralytics), or the one ``--task`` declares (oakpipe.tasks.declared)."""
+    from oakpipe.errors import UserError
+
     task = getattr(module, "oakpipe_task", None)
+    declared = options.task if options is not None else None
+    if task is not None and declared and declared != task.task:
+        raise UserError(f"--task {declared} does not match the model's own task {task.task}",
+                        f"drop --task (or use --task {task.task})")
+    if task is None and declared:
+        from oakpipe.tasks.declared import DECLARABLE, declared_task
+
+        if declared not in DECLARABLE:
+            raise UserError(f"--task {declared} needs a model that describes its head (an Ultralytics best.pt)",
+                            f"for other models use --task {' / '.join(DECLARABLE)}")
+        assert onnx_path is not None and options is not None  # declared comes from options
+        task = declared_task(declared, options.labels, module, onnx_path, info)
     return {**info, "task": task.to_dict()} if task is not None else info
 
 
@@ -306,6 +322,7 @@ def _options_in(data: dict, folder: Path) -> dict:
         alpha=opts.get("alpha", 1.0), weights_dir=locate_file(opts.get("weights_dir"), folder, "weights folder"),
         out=folder,
         compiler=opts.get("compiler", "offline"),  # re-verifying must not switch compilers
+        task=opts.get("task"), labels=locate_file(opts.get("labels"), folder, "labels file"),
     )
 
 
@@ -361,7 +378,8 @@ class StageRunner:
             "input_shape": options.input_shape, "opset": options.opset, "alpha": options.alpha,
             "tools": tool_versions("oakpipe", "torch", "onnx", "onnxslim"),
             "code": code_hash("oakpipe.stages.onnx_export", "oakpipe.models.loader", "oakpipe.tasks.ultralytics_model",
-                              runner="onnx"),
+                              "oakpipe.tasks.declared", runner="onnx"),
+            "task": options.task,
         }
 
         def body(paths: dict[str, Path]) -> dict:
@@ -370,9 +388,9 @@ class StageRunner:
             path = paths[f"{source.name}.onnx"]
             if source.kind == "onnx":
                 assert source.path is not None
-                return onnx_export.import_onnx(source.path, options, path)
+                return attach_task(onnx_export.import_onnx(source.path, options, path), None, options, path)
             info = onnx_export.export_torch(self.module(source), options, path)
-            return attach_task(info, self.module(source))
+            return attach_task(info, self.module(source), options, path)
 
         return self._run("onnx", key, [f"{source.name}.onnx"], body)
 

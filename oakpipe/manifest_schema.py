@@ -56,6 +56,7 @@ class ExportManifest:
     blob: BlobRecord | None = None
     estimated_fps: tuple[float, float] | None = None  # the preflight's (low, high)
     onnx_output_names: list[str] = field(default_factory=list)
+    onnx_task: dict | None = None  # a task model's TaskInfo as recorded (oakpipe.tasks.info)
     complete: bool = False
     verified: bool | None = None
     blob_skipped: str | None = None
@@ -86,6 +87,7 @@ class ExportManifest:
             preprocessing=Preprocessing.from_dict(data["preprocessing"]) if data.get("preprocessing") else None,
             stages=stages, blob=_blob(blob_info.get("blob")), estimated_fps=_estimate(blob_info.get("preflight")),
             onnx_output_names=[str(o["name"]) for o in onnx_info.get("outputs") or []],
+            onnx_task=onnx_info.get("task"),
             complete=bool(data.get("complete", False)), verified=data.get("verified"),
             blob_skipped=data.get("blob_skipped"), dai_type=str(data.get("dai_type") or "BGR888p"),
         )

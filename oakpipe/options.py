@@ -55,6 +55,16 @@ def check_finite_contract(pre: Preprocessing) -> None:
                             f"give three finite numbers, e.g. {option} 0,0,0 (or imagenet)")
 
 
+TASK_CHOICES = ("detect", "segment", "pose", "classify", "segment-semantic", "depth")
+
+
+def check_task(task: str | None, labels: Path | None) -> None:
+    if task is not None and task not in TASK_CHOICES:
+        raise UserError(f"--task {task!r} is unknown", f"use one of: {', '.join(TASK_CHOICES)}")
+    if labels is not None and task == "depth":
+        raise UserError("--labels names classes, and a depth model has none", "drop --labels")
+
+
 @dataclass(frozen=True)
 class ConvertOptions:
     """Everything that decides what ``convert`` produces."""
@@ -79,6 +89,8 @@ class ConvertOptions:
     tolerance: str | None = None  # "fp16=30,ov2021=50": see oakpipe.verify.core.parse_tolerances
     compiler: str = "offline"  # "blobconverter" uploads the model to Luxonis' web compiler (opt-in)
     compile_timeout: float = 600.0  # seconds for the blob compile, and again for the preflight's probes
+    task: str | None = None  # what the outputs mean, for a model that does not say: oakpipe.tasks.declared
+    labels: Path | None = None  # class names, one per line (--task classify / segment-semantic)
 
     def __post_init__(self) -> None:
         validate_input_shape(self.input_shape)
@@ -100,7 +112,9 @@ class ConvertOptions:
                             "e.g. --compile-timeout 1800 for a large model")
         if self.compiler not in COMPILERS:
             raise UserError(f"--compiler {self.compiler!r} is unknown", f"use one of: {', '.join(COMPILERS)}")
-        for label, path in (("--weights", self.weights), ("--style", self.style), ("--image", self.verify_image)):
+        check_task(self.task, self.labels)
+        for label, path in (("--weights", self.weights), ("--style", self.style), ("--image", self.verify_image),
+                            ("--labels", self.labels)):
             if path is not None and not Path(path).is_file():
                 raise UserError(f"{label} {path}: no such file", "check the path")
         if self.weights_dir is not None and not Path(self.weights_dir).is_dir():

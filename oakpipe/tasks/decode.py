@@ -21,7 +21,7 @@ import numpy as np
 from oakpipe.errors import InternalError, UserError
 
 TOP_K = 5
-DECODED_PARSERS = ("YOLOExtendedParser", "ClassificationParser")
+DECODED_PARSERS = ("YOLOExtendedParser", "ClassificationParser", "SegmentationParser", "MapOutputParser")
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,23 @@ class Decoded:
     detections: list[Detection] = field(default_factory=list)
     top: list[tuple[int, str, float]] = field(default_factory=list)  # classify: (class id, name, probability)
     masks: np.ndarray | None = None  # segment: N x H x W bool, one mask per detection (they may overlap)
+    map: np.ndarray | None = None  # segment-semantic: H x W class ids (uint8); depth: H x W float map
+    classes: list[str] = field(default_factory=list)  # segment-semantic: names of the class ids in ``map``
+
+    def name_of(self, class_id: int) -> str:
+        return self.classes[class_id] if 0 <= class_id < len(self.classes) else str(class_id)
 
     def to_dict(self) -> dict:
         if self.task == "classify":
             return {"task": self.task, "top": [{"class_id": i, "name": n, "score": round(s, 5)} for i, n, s in self.top]}
+        if self.task == "segment-semantic" and self.map is not None:  # pixels per class present
+            ids, counts = np.unique(self.map, return_counts=True)
+            return {"task": self.task, "classes": [{"class_id": int(i), "name": self.name_of(int(i)), "pixels": int(c)}
+                                                   for i, c in zip(ids, counts)]}
+        if self.task == "depth" and self.map is not None:  # the map itself is in the view
+            values = self.map.astype(np.float64)
+            return {"task": self.task, "depth": {"min": round(float(values.min()), 5), "median":
+                    round(float(np.median(values)), 5), "max": round(float(values.max()), 5), "shape": list(values.shape)}}
         detections = [d.to_dict() for d in self.detections]
         if self.masks is not None:  # the mask's pixel count per instance (the masks themselves are in the view)
             for d, count in zip(detections, self.masks.reshape(len(self.masks), -1).sum(axis=1)):
@@ -118,6 +131,12 @@ class TaskDecoder:
                 return Decoded("segment", detections=detections, masks=self._masks(rows, detections, extracted))
             task = "pose" if extracted.kpts_outputs else "detect"
             return Decoded(task, detections=self._boxes(rows, extracted.n_keypoints))
+        if self.name == "SegmentationParser":  # argmax over the class axis; 255 = no class
+            class_map = self.parser.compute(extracted, classes_in_one_layer=self.parser.classes_in_one_layer,
+                                            background_class=self.parser.background_class)
+            return Decoded("segment-semantic", map=np.asarray(class_map), classes=self.classes)
+        if self.name == "MapOutputParser":
+            return Decoded("depth", map=np.asarray(self.parser.compute(extracted), dtype=np.float32))
         raise InternalError(f"no decoding for parser {self.name}")
 
     def _top(self, scores: np.ndarray) -> list[tuple[int, str, float]]:

@@ -1,4 +1,5 @@
-"""Decoded results drawn for people: boxes with class names and scores, top-5 labels.
+"""Decoded results drawn for people: boxes with class names and scores, top-5 labels,
+class maps and depth maps colour-mapped.
 
 Drawn on a copy of the frame the network saw (so boxes are in its pixels); the live view
 puts it beside the camera frame as it puts any model picture. Colours are fixed per class
@@ -29,6 +30,10 @@ def draw(frame: np.ndarray, decoded: Decoded) -> np.ndarray:
     picture = frame.copy()
     if decoded.task == "classify":
         return draw_top(picture, decoded.top)
+    if decoded.task == "segment-semantic" and decoded.map is not None:
+        return draw_class_map(picture, decoded.map, decoded.classes)
+    if decoded.task == "depth" and decoded.map is not None:
+        return draw_depth(picture, decoded.map)
     if decoded.masks is not None:
         draw_masks(picture, decoded.masks, [d.class_id for d in decoded.detections])
     for det in decoded.detections:
@@ -103,3 +108,36 @@ def draw_top(picture: np.ndarray, top: list[tuple[int, str, float]]) -> np.ndarr
         cv2.putText(picture, f"{name} {score:.3f}", (8, y + step - 7), cv2.FONT_HERSHEY_SIMPLEX, FONT_SCALE,
                     (255, 255, 255), 1, cv2.LINE_AA)
     return picture
+
+
+def draw_class_map(picture: np.ndarray, class_map: np.ndarray, names: list[str], alpha: float = 0.55) -> np.ndarray:
+    """Each pixel tinted with its class's colour (255 = no class: left as is), at the frame's size,
+    with the names of the classes present, largest first."""
+    import cv2
+
+    h, w = picture.shape[:2]
+    ids = cv2.resize(class_map.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    palette = np.array([class_colour(i) for i in range(256)], np.float32)
+    covered = ids != 255
+    picture[covered] = (picture[covered] * (1 - alpha) + palette[ids[covered]] * alpha).astype(np.uint8)
+    present, counts = np.unique(ids[covered], return_counts=True)
+    for row, class_id in enumerate(present[np.argsort(-counts)][:5]):
+        label = names[class_id] if class_id < len(names) else str(class_id)
+        cv2.putText(picture, label, (6, 16 + 16 * row), cv2.FONT_HERSHEY_SIMPLEX, FONT_SCALE,
+                    class_colour(int(class_id)), 1, cv2.LINE_AA)
+    return picture
+
+
+def draw_depth(picture: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """The map colour-mapped (TURBO, scaled to its own min..max per frame) at the frame's size.
+
+    Per-frame scaling shows the near/far order of any model's output, metric or relative;
+    the numbers themselves go to --results."""
+    import cv2
+
+    h, w = picture.shape[:2]
+    values = np.nan_to_num(depth.astype(np.float32))
+    low, high = float(values.min()), float(values.max())
+    scaled = ((values - low) / (high - low) * 255 if high > low else np.zeros_like(values)).astype(np.uint8)
+    coloured = cv2.applyColorMap(scaled, cv2.COLORMAP_TURBO)
+    return cv2.resize(coloured, (w, h), interpolation=cv2.INTER_LINEAR)

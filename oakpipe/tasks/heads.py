@@ -1,7 +1,8 @@
 """NN Archive ``model.heads`` for task models, built with luxonis-ml's schema.
 
 The heads name the depthai-nodes parser that decodes the outputs (``YOLOExtendedParser``
-for the per-stride YOLO cut, ``ClassificationParser`` for class probabilities) with the
+for the per-stride YOLO cut, ``ClassificationParser`` for class scores, ``SegmentationParser``
+for per-pixel class scores, ``MapOutputParser`` for depth maps) with the
 metadata it reads: class names, thresholds, strides, the YOLO subtype. Building them from
 luxonis-ml's own pydantic models means a field Luxonis' tools would reject is refused here.
 """
@@ -32,8 +33,16 @@ def archive_heads(task: dict, config: dict) -> list[dict]:
 
 def head_fields(info: TaskInfo) -> dict:
     if info.task == "classify":
-        metadata = {"classes": info.names, "n_classes": len(info.names), "is_softmax": True}
+        metadata = {"classes": info.names, "n_classes": len(info.names), "is_softmax": info.is_softmax}
         return {"name": "classification", "parser": "ClassificationParser", "metadata": metadata,
+                "outputs": info.outputs}
+    if info.task == "segment-semantic":
+        metadata = {"classes": info.names, "n_classes": len(info.names), "is_softmax": info.is_softmax,
+                    "background_class": False}  # class 0 is a class like any other, drawn in its colour
+        return {"name": "segmentation", "parser": "SegmentationParser", "metadata": metadata,
+                "outputs": info.outputs}
+    if info.task == "depth":  # depthai-nodes' parser for depth and other per-pixel maps
+        return {"name": "depth", "parser": "MapOutputParser", "metadata": {"min_max_scaling": False},
                 "outputs": info.outputs}
     if info.task in ("detect", "pose", "segment"):
         metadata = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-TASKS = ("detect", "segment", "pose", "classify")
+TASKS = ("detect", "segment", "pose", "classify", "segment-semantic", "depth")
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class TaskInfo:
     n_keypoints: int = 0
     n_prototypes: int = 0
     family: str = ""  # where it came from, e.g. "ultralytics 8.4.190 yolo11n"
+    is_softmax: bool = True  # classify/segment-semantic: the output is probabilities already
 
     def to_dict(self) -> dict:
         return asdict(self)

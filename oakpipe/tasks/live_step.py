@@ -49,8 +49,8 @@ class TaskStep:
         self.last = decoded
         if self.results is not None:
             self.results.write(item.index, item.started - begun, decoded)
-        what = (f"top-{len(decoded.top)} labels" if decoded.task == "classify"
-                else f"{len(decoded.detections)} detections")
+        what = {"classify": f"top-{len(decoded.top)} labels", "segment-semantic": "class map",
+                "depth": "depth map"}.get(decoded.task, f"{len(decoded.detections)} detections")
         return draw(item.frame, decoded), what
 
     def close(self) -> None:

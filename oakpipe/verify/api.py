@@ -21,6 +21,7 @@ def verify_artifacts(name: str, artifacts: dict[str, Path], manifest: dict, modu
     subject = VerifySubject(
         name=name, model_onnx=artifacts["onnx"], device_onnx=artifacts["device"], ir=artifacts["ir"],
         preprocessing=pre, input_shape=shape, output_names=record.onnx_output_names, module=module,
+        task=record.onnx_task,  # set by convert's attach_task
     )
     frames = sample_frames(shape[2], shape[3], image)
     return verify_subject(subject, frames, tolerances)

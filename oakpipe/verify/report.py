@@ -9,6 +9,7 @@ from pathlib import Path
 from oakpipe.manifest import write_atomic
 from oakpipe.verify import ranges as fp16_ranges
 from oakpipe.verify.core import STAGE_TITLES, VerifyReport
+from oakpipe.verify.task_check import conf_line
 
 
 def _number(value: float | None, fmt: str) -> str:
@@ -34,6 +35,13 @@ def table_lines(report: VerifyReport) -> list[str]:
             f"{_number(c.psnr_db if c else None, '8.1f'):>8} {_number(c.cosine if c else None, '8.5f'):>8} "
             f"{(str(c.nan + c.inf) if c else '-'):>7} {stage.tolerance:>12}  {verdict}"
         )
+    if report.task_checks:
+        first = report.task_checks[0]
+        lines.append(f"decoded on the photo as run shows it{conf_line(first.conf, first.head_conf)}:")
+        lines += [f"{STAGE_TITLES[t.stage]:<40} {t.what:<15} {'pass' if t.passed else 'FAIL'}  {t.summary}"
+                  for t in report.task_checks]
+    elif report.task_note:
+        lines.append(report.task_note)
     over, under = report.fp16_overflows, report.fp16_underflows
     lines.append(f"FP16 range: {len(report.ranges)} tensors checked, {len(over)} overflow, "
                  f"{len(under)} underflow")

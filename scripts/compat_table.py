@@ -1,0 +1,200 @@
+"""The README's compatibility table: convert a list of models and say what became of each.
+
+    PYTHONPATH=. .venv/bin/python scripts/compat_table.py [--only NAME ...] [--out DIR]
+
+Each model goes through ``oakpipe convert`` (every stage, verify included) at its input
+size; the table gives family, task, input, result (verified blob / verification failed /
+refused, naming the op / rewrites applied), blob size and GMAC. Models are built offline,
+with random weights (no downloads here): Ultralytics YAMLs with BatchNorm recalibrated on
+photos (tests/fixtures/ultralytics_models.py), a hand-written ResNet-50 (scripts/verdict_zoo.py),
+a MobileNetV2-style network written here, the ``--task`` test models of
+tests/fixtures/task_models.py and the architecture probes of tests/fixtures/verdict_models.py. torchvision and timm model definitions cannot be imported
+on this machine (torchvision's C ops fail to load with the CPU torch), so they are not
+listed; on a machine with a matching pair, add them to MODELS. Needs the toolchain; takes
+minutes (each YOLO about a minute on two cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from oakpipe.errors import OakpipeError  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    family: str
+    size: int
+    build: Callable[[Path], object]  # folder -> an nn.Module or a model spec (a best.pt path)
+    task: str | None = None  # --task for a model that does not say
+
+
+def ultralytics(yaml: str, size: int) -> Callable[[Path], object]:
+    def build(folder: Path) -> str:
+        from tests.fixtures.ultralytics_models import make_checkpoint
+
+        return str(make_checkpoint(yaml, folder / Path(yaml).stem / "best.pt", size=size))
+
+    return build
+
+
+def inverted_residual(cin: int, cout: int, stride: int, expand: int = 6) -> nn.Module:
+    hidden = cin * expand
+    return nn.Sequential(
+        nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
+        nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
+        nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout),
+    )
+
+
+class MobileNetLike(nn.Module):
+    """MobileNetV2's layout at width 1.0, shortened (stem, 7 inverted residual stages, head)."""
+
+    def __init__(self, classes: int = 1000) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6()]
+        cin = 32
+        for cout, stride in ((16, 1), (24, 2), (32, 2), (64, 2), (96, 1), (160, 2), (320, 1)):
+            layers.append(inverted_residual(cin, cout, stride, 1 if cin == 32 and cout == 16 else 6))
+            cin = cout
+        layers += [nn.Conv2d(cin, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU6()]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(1280, classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).mean((2, 3)))
+
+
+def calibrated(factory: Callable[[], nn.Module], size: int) -> Callable[[Path], nn.Module]:
+    """BatchNorm statistics from photos, as the Ultralytics models get (random weights otherwise)."""
+
+    def build(_folder: Path) -> nn.Module:
+        from tests.fixtures.ultralytics_models import recalibrate_batchnorm
+
+        module = factory()
+        recalibrate_batchnorm(module, size)
+        return module.eval()
+
+    return build
+
+
+def verdict_model(name: str) -> Callable[[Path], nn.Module]:
+    def build(_folder: Path) -> nn.Module:
+        from tests.fixtures import verdict_models
+
+        return getattr(verdict_models, name)().eval()
+
+    return build
+
+
+def task_model(name: str) -> Callable[[Path], nn.Module]:
+    def build(_folder: Path) -> nn.Module:
+        from tests.fixtures import task_models
+
+        return getattr(task_models, name)().eval()
+
+    return build
+
+
+def resnet50() -> nn.Module:
+    from verdict_zoo import ResNet50
+
+    return ResNet50()
+
+
+MODELS = [
+    Entry("yolov8n", "Ultralytics YOLOv8", 320, ultralytics("yolov8n.yaml", 320)),
+    Entry("yolo11n", "Ultralytics YOLO11", 320, ultralytics("yolo11n.yaml", 320)),
+    Entry("yolo11n-seg", "Ultralytics YOLO11", 320, ultralytics("yolo11n-seg.yaml", 320)),
+    Entry("yolo11n-pose", "Ultralytics YOLO11", 320, ultralytics("yolo11n-pose.yaml", 320)),
+    Entry("yolo11n-cls", "Ultralytics YOLO11", 224, ultralytics("yolo11n-cls.yaml", 224)),
+    Entry("yolov8n-seg", "Ultralytics YOLOv8", 320, ultralytics("yolov8n-seg.yaml", 320)),
+    Entry("yolov8n-pose", "Ultralytics YOLOv8", 320, ultralytics("yolov8n-pose.yaml", 320)),
+    Entry("yolov8n-cls", "Ultralytics YOLOv8", 224, ultralytics("yolov8n-cls.yaml", 224)),
+    Entry("resnet50 (by hand)", "ResNet", 224, calibrated(resnet50, 224), task="classify"),
+    Entry("mobilenetv2-like (by hand)", "MobileNetV2", 224, calibrated(MobileNetLike, 224), task="classify"),
+    Entry("TinySegmenter", "1x1 conv class scores", 64, task_model("TinySegmenter"), task="segment-semantic"),
+    Entry("TinyDepth", "1x1 conv map", 64, task_model("TinyDepth"), task="depth"),
+    Entry("TinyViT (2 blocks)", "ViT", 32, verdict_model("TinyViT")),
+    Entry("LayerNormHead", "probe: LayerNorm on a rank-2 vector", 32, verdict_model("LayerNormHead")),
+    Entry("Unfold", "probe: patch unfold", 32, verdict_model("Unfold")),
+    Entry("TokenLayerNorm", "probe: LayerNorm on (1, N, C) tokens", 32, verdict_model("TokenLayerNorm")),
+    Entry("UnflattenHeads", "probe: attention heads unflattened", 32, verdict_model("UnflattenHeads")),
+]
+
+
+def convert_one(entry: Entry, folder: Path) -> dict:
+    from oakpipe import api
+    from oakpipe.errors import VerificationError
+
+    model = entry.build(folder)
+    options = {"input_shape": (1, 3, entry.size, entry.size), "out": folder / f"{entry.name.split()[0]}_export"}
+    if entry.task:
+        options["task"] = entry.task
+    row = {"task": entry.task or "-", "result": "", "blob": "-", "gmac": "-"}
+    try:
+        export = api.convert(model, **options)
+        row["result"] = "verified blob"
+    except VerificationError as exc:
+        row["result"] = f"blob; verification failed ({exc.message[:80]})"
+        export = None
+    except OakpipeError as exc:
+        return {**row, "result": f"refused: {exc.message.split(': Failed')[0][:200]}"}
+    folder_ = export.folder if export is not None else options["out"]
+    return {**row, **facts(folder_, row)}
+
+
+def facts(folder: Path, row: dict) -> dict:
+    import json
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    stages = manifest["stages"]
+    task = (stages["onnx"].get("info", {}).get("task") or {}).get("task") or row["task"]
+    rewrites = stages.get("device", {}).get("info", {}).get("rewrites") or {}
+    result = row["result"] + (f"; rewrites: {', '.join(f'{k} x{v}' for k, v in rewrites.items())}" if rewrites else "")
+    blob = next((folder / n for n in stages.get("blob", {}).get("artifacts", {}) if n.endswith(".blob")), None)
+    preflight = stages.get("blob", {}).get("info", {}).get("preflight") or {}
+    gmac = preflight.get("estimates", {}).get("gmac")
+    return {"task": task, "result": result, "blob": size_text(blob.stat().st_size) if blob else "-",
+            "gmac": f"{gmac:.3g}" if gmac is not None else "-"}
+
+
+def size_text(size: int) -> str:
+    return f"{size / 2**20:.2f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="model names to run (default: all)")
+    parser.add_argument("--out", type=Path, help="folder for the exports (default: a temporary one)")
+    args = parser.parse_args()
+    from tests.fixtures import torchvision_shim
+
+    torchvision_shim.install()  # Ultralytics imports torchvision; see the fixture's docstring
+    chosen = [m for m in MODELS if not args.only or m.name in args.only]
+    with tempfile.TemporaryDirectory() as temp:
+        folder = args.out or Path(temp)
+        print("| model | family | task | input | result | blob | GMAC |")
+        print("|---|---|---|---|---|---|---|")
+        for entry in chosen:
+            with contextlib.redirect_stdout(sys.stderr):  # Ultralytics prints model summaries
+                row = convert_one(entry, folder)
+            print(f"| {entry.name} | {entry.family} | {row['task']} | {entry.size}x{entry.size} | {row['result']} | "
+                  f"{row['blob']} | {row['gmac']} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
