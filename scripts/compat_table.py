@@ -109,6 +109,80 @@ def task_model(name: str) -> Callable[[Path], nn.Module]:
     return build
 
 
+def torchvision_model(name: str, **kwargs) -> Callable[[], nn.Module]:
+    """A torchvision model definition, random weights (``weights=None``: nothing downloaded)."""
+
+    def factory() -> nn.Module:
+        import torch
+        import torchvision
+
+        torch.manual_seed(0)
+        return getattr(torchvision.models.segmentation if "deeplab" in name or "lraspp" in name
+                       else torchvision.models, name)(weights=None, **kwargs)
+
+    return factory
+
+
+def timm_model(name: str) -> Callable[[], nn.Module]:
+    """A timm model definition, random weights (``pretrained=False``); needs ``pip install timm``."""
+
+    def factory() -> nn.Module:
+        import torch
+
+        try:
+            import timm
+        except ImportError as exc:
+            raise SystemExit("timm rows need timm: pip install timm (or skip them with --only)") from exc
+        torch.manual_seed(0)
+        return timm.create_model(name, pretrained=False)
+
+    return factory
+
+
+class OutOnly(nn.Module):
+    """torchvision's segmenters return {"out": ..., "aux": ...}; the class scores are "out"."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)["out"]
+
+
+def segmenter(name: str) -> Callable[[], nn.Module]:
+    def factory() -> nn.Module:
+        return OutOnly(torchvision_model(name, num_classes=21, weights_backbone=None)())
+
+    return factory
+
+
+class RawHead(nn.Module):
+    """The route oakpipe names for torchvision's detectors: the network up to its raw head.
+
+    torchvision's SSD returns post-processed detections (NMS inside) and is refused; this
+    returns the head's class logits and box regressions (anchors, box coder and NMS then run
+    on the host). SSDlite's transform maps [0, 1] to [-1, 1], done here so the camera
+    contract stays oakpipe's default.
+    """
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.head = detector.backbone, detector.head
+
+    def forward(self, x):
+        out = self.head(list(self.backbone(x * 2.0 - 1.0).values()))
+        return out["cls_logits"], out["bbox_regression"]
+
+
+def ssdlite() -> nn.Module:
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)
+
+
 def resnet50() -> nn.Module:
     from verdict_zoo import ResNet50
 
@@ -124,6 +198,28 @@ MODELS = [
     Entry("yolov8n-seg", "Ultralytics YOLOv8", 320, ultralytics("yolov8n-seg.yaml", 320)),
     Entry("yolov8n-pose", "Ultralytics YOLOv8", 320, ultralytics("yolov8n-pose.yaml", 320)),
     Entry("yolov8n-cls", "Ultralytics YOLOv8", 224, ultralytics("yolov8n-cls.yaml", 224)),
+    Entry("resnet18", "torchvision", 224, calibrated(torchvision_model("resnet18"), 224), task="classify"),
+    Entry("mobilenet_v3_small", "torchvision", 224, calibrated(torchvision_model("mobilenet_v3_small"), 224),
+          task="classify"),
+    Entry("mobilenet_v3_large", "torchvision", 224, calibrated(torchvision_model("mobilenet_v3_large"), 224),
+          task="classify"),
+    Entry("squeezenet1_1", "torchvision", 224, calibrated(torchvision_model("squeezenet1_1"), 224), task="classify"),
+    Entry("regnet_x_400mf", "torchvision", 224, calibrated(torchvision_model("regnet_x_400mf"), 224),
+          task="classify"),
+    Entry("efficientnet_b0", "torchvision", 224, calibrated(torchvision_model("efficientnet_b0"), 224),
+          task="classify"),
+    Entry("shufflenet_v2_x1_0", "torchvision", 224, calibrated(torchvision_model("shufflenet_v2_x1_0"), 224),
+          task="classify"),
+    Entry("lraspp_mobilenet_v3_large", "torchvision", 256, calibrated(segmenter("lraspp_mobilenet_v3_large"), 256),
+          task="segment-semantic"),
+    Entry("ssdlite320_mobilenet_v3_large", "torchvision", 320, lambda _folder: ssdlite().eval()),
+    Entry("ssdlite320 raw head (RawHead)", "torchvision", 320, calibrated(lambda: RawHead(ssdlite()), 320)),
+    Entry("mobilenetv4_conv_small", "timm", 224, calibrated(timm_model("mobilenetv4_conv_small"), 224),
+          task="classify"),
+    Entry("lcnet_050", "timm", 224, calibrated(timm_model("lcnet_050"), 224), task="classify"),
+    Entry("ghostnet_100", "timm", 224, calibrated(timm_model("ghostnet_100"), 224), task="classify"),
+    Entry("efficientvit_b0", "timm", 224, calibrated(timm_model("efficientvit_b0"), 224), task="classify"),
+    Entry("fastvit_t8", "timm", 256, calibrated(timm_model("fastvit_t8"), 256), task="classify"),
     Entry("resnet50 (by hand)", "ResNet", 224, calibrated(resnet50, 224), task="classify"),
     Entry("mobilenetv2-like (by hand)", "MobileNetV2", 224, calibrated(MobileNetLike, 224), task="classify"),
     Entry("TinySegmenter", "1x1 conv class scores", 64, task_model("TinySegmenter"), task="segment-semantic"),
