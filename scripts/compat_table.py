@@ -6,12 +6,14 @@ Each model goes through ``oakpipe convert`` (every stage, verify included) at it
 size; the table gives family, task, input, result (verified blob / verification failed /
 refused, naming the op / rewrites applied), blob size and GMAC. Models are built offline,
 with random weights (no downloads here): Ultralytics YAMLs with BatchNorm recalibrated on
-photos (tests/fixtures/ultralytics_models.py), a hand-written ResNet-50 (scripts/verdict_zoo.py),
-a MobileNetV2-style network written here, the ``--task`` test models of
-tests/fixtures/task_models.py and the architecture probes of tests/fixtures/verdict_models.py. torchvision and timm model definitions cannot be imported
-on this machine (torchvision's C ops fail to load with the CPU torch), so they are not
-listed; on a machine with a matching pair, add them to MODELS. Needs the toolchain; takes
-minutes (each YOLO about a minute on two cores).
+photos (tests/fixtures/ultralytics_models.py), torchvision and timm model definitions
+(``weights=None`` / ``pretrained=False``, BatchNorm recalibrated the same way; timm rows need
+``pip install timm``), a hand-written ResNet-50 (scripts/verdict_zoo.py), a MobileNetV2-style
+network written here, the ``--task`` test models of tests/fixtures/task_models.py and the
+architecture probes of tests/fixtures/verdict_models.py. torchvision is imported after the
+test set-up's operator shim (tests/fixtures/torchvision_shim.py: this machine's torchvision
+wheel is a CUDA build whose C ops fail with the CPU torch; never part of the product).
+Needs the toolchain; takes minutes (each YOLO about a minute on two cores).
 """
 
 from __future__ import annotations

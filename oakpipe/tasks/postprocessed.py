@@ -33,8 +33,7 @@ def postprocessed_detector_problem(result: object) -> tuple[str, str] | None:
     if not is_postprocessed_detections(result):
         return None
     return (
-        "the model returns post-processed detections (a list of dicts with boxes, scores and "
-        "labels, NMS inside, as torchvision's SSD/RetinaNet/FCOS/R-CNN detectors do), which "
-        "have no static shape for the MyriadX",
+        "the model returns post-processed detections (dicts of boxes, scores, labels; NMS "
+        "inside, as torchvision's SSD/RetinaNet/FCOS/R-CNN do): no static shape for the MyriadX",
         RAW_HEAD_ROUTE,
     )
