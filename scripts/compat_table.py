@@ -8,8 +8,7 @@ refused, naming the op / rewrites applied), blob size and GMAC. Models are built
 with random weights (no downloads here): Ultralytics YAMLs with BatchNorm recalibrated on
 photos (tests/fixtures/ultralytics_models.py), torchvision and timm model definitions
 (``weights=None`` / ``pretrained=False``, BatchNorm recalibrated the same way; timm rows need
-``pip install timm``), a hand-written ResNet-50 (scripts/verdict_zoo.py), a MobileNetV2-style
-network written here, the ``--task`` test models of tests/fixtures/task_models.py and the
+``pip install timm``), the ``--task`` test models of tests/fixtures/task_models.py and the
 architecture probes of tests/fixtures/verdict_models.py. torchvision is imported after the
 test set-up's operator shim (tests/fixtures/torchvision_shim.py: this machine's torchvision
 wheel is a CUDA build whose C ops fail with the CPU torch; never part of the product).
@@ -35,6 +34,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from oakpipe.errors import OakpipeError  # noqa: E402
 
 
+class MissingPackage(Exception):
+    """A row's model definitions come from a package that is not installed."""
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
@@ -51,33 +54,6 @@ def ultralytics(yaml: str, size: int) -> Callable[[Path], object]:
         return str(make_checkpoint(yaml, folder / Path(yaml).stem / "best.pt", size=size))
 
     return build
-
-
-def inverted_residual(cin: int, cout: int, stride: int, expand: int = 6) -> nn.Module:
-    hidden = cin * expand
-    return nn.Sequential(
-        nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
-        nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
-        nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout),
-    )
-
-
-class MobileNetLike(nn.Module):
-    """MobileNetV2's layout at width 1.0, shortened (stem, 7 inverted residual stages, head)."""
-
-    def __init__(self, classes: int = 1000) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6()]
-        cin = 32
-        for cout, stride in ((16, 1), (24, 2), (32, 2), (64, 2), (96, 1), (160, 2), (320, 1)):
-            layers.append(inverted_residual(cin, cout, stride, 1 if cin == 32 and cout == 16 else 6))
-            cin = cout
-        layers += [nn.Conv2d(cin, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU6()]
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(1280, classes)
-
-    def forward(self, x):
-        return self.classifier(self.features(x).mean((2, 3)))
 
 
 def calibrated(factory: Callable[[], nn.Module], size: int) -> Callable[[Path], nn.Module]:
@@ -134,7 +110,7 @@ def timm_model(name: str) -> Callable[[], nn.Module]:
         try:
             import timm
         except ImportError as exc:
-            raise SystemExit("timm rows need timm: pip install timm (or skip them with --only)") from exc
+            raise MissingPackage("not run: timm is not installed (pip install timm)") from exc
         torch.manual_seed(0)
         return timm.create_model(name, pretrained=False)
 
@@ -185,12 +161,6 @@ def ssdlite() -> nn.Module:
     return torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)
 
 
-def resnet50() -> nn.Module:
-    from verdict_zoo import ResNet50
-
-    return ResNet50()
-
-
 MODELS = [
     Entry("yolov8n", "Ultralytics YOLOv8", 320, ultralytics("yolov8n.yaml", 320)),
     Entry("yolo11n", "Ultralytics YOLO11", 320, ultralytics("yolo11n.yaml", 320)),
@@ -222,8 +192,6 @@ MODELS = [
     Entry("ghostnet_100", "timm", 224, calibrated(timm_model("ghostnet_100"), 224), task="classify"),
     Entry("efficientvit_b0", "timm", 224, calibrated(timm_model("efficientvit_b0"), 224), task="classify"),
     Entry("fastvit_t8", "timm", 256, calibrated(timm_model("fastvit_t8"), 256), task="classify"),
-    Entry("resnet50 (by hand)", "ResNet", 224, calibrated(resnet50, 224), task="classify"),
-    Entry("mobilenetv2-like (by hand)", "MobileNetV2", 224, calibrated(MobileNetLike, 224), task="classify"),
     Entry("TinySegmenter", "1x1 conv class scores", 64, task_model("TinySegmenter"), task="segment-semantic"),
     Entry("TinyDepth", "1x1 conv map", 64, task_model("TinyDepth"), task="depth"),
     Entry("TinyViT (2 blocks)", "ViT", 32, verdict_model("TinyViT")),
@@ -238,7 +206,10 @@ def convert_one(entry: Entry, folder: Path) -> dict:
     from oakpipe import api
     from oakpipe.errors import VerificationError
 
-    model = entry.build(folder)
+    try:
+        model = entry.build(folder)
+    except MissingPackage as exc:
+        return {"task": entry.task or "-", "result": str(exc), "blob": "-", "gmac": "-"}
     options = {"input_shape": (1, 3, entry.size, entry.size), "out": folder / f"{entry.name.split()[0]}_export"}
     if entry.task:
         options["task"] = entry.task
