@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from oakpipe.errors import OakpipeError  # noqa: E402
+from tests.fixtures import ssd_models  # noqa: E402
 
 
 class MissingPackage(Exception):
@@ -135,32 +136,6 @@ def segmenter(name: str) -> Callable[[], nn.Module]:
     return factory
 
 
-class RawHead(nn.Module):
-    """The route oakpipe names for torchvision's detectors: the network up to its raw head.
-
-    torchvision's SSD returns post-processed detections (NMS inside) and is refused; this
-    returns the head's class logits and box regressions (anchors, box coder and NMS then run
-    on the host). SSDlite's transform maps [0, 1] to [-1, 1], done here so the camera
-    contract stays oakpipe's default.
-    """
-
-    def __init__(self, detector: nn.Module) -> None:
-        super().__init__()
-        self.backbone, self.head = detector.backbone, detector.head
-
-    def forward(self, x):
-        out = self.head(list(self.backbone(x * 2.0 - 1.0).values()))
-        return out["cls_logits"], out["bbox_regression"]
-
-
-def ssdlite() -> nn.Module:
-    import torch
-    import torchvision
-
-    torch.manual_seed(0)
-    return torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)
-
-
 MODELS = [
     Entry("yolov8n", "Ultralytics YOLOv8", 320, ultralytics("yolov8n.yaml", 320)),
     Entry("yolo11n", "Ultralytics YOLO11", 320, ultralytics("yolo11n.yaml", 320)),
@@ -184,8 +159,8 @@ MODELS = [
           task="classify"),
     Entry("lraspp_mobilenet_v3_large", "torchvision", 256, calibrated(segmenter("lraspp_mobilenet_v3_large"), 256),
           task="segment-semantic"),
-    Entry("ssdlite320_mobilenet_v3_large", "torchvision", 320, lambda _folder: ssdlite().eval()),
-    Entry("ssdlite320 raw head (RawHead)", "torchvision", 320, calibrated(lambda: RawHead(ssdlite()), 320)),
+    Entry("ssdlite320_mobilenet_v3_large", "torchvision", 320, lambda _folder: ssd_models.ssdlite().eval()),
+    Entry("ssdlite320 raw head (RawHead)", "torchvision", 320, calibrated(lambda: ssd_models.RawHead(ssd_models.ssdlite()), 320)),
     Entry("mobilenetv4_conv_small", "timm", 224, calibrated(timm_model("mobilenetv4_conv_small"), 224),
           task="classify"),
     Entry("lcnet_050", "timm", 224, calibrated(timm_model("lcnet_050"), 224), task="classify"),
