@@ -6,12 +6,13 @@ Each model goes through ``oakpipe convert`` (every stage, verify included) at it
 size; the table gives family, task, input, result (verified blob / verification failed /
 refused, naming the op / rewrites applied), blob size and GMAC. Models are built offline,
 with random weights (no downloads here): Ultralytics YAMLs with BatchNorm recalibrated on
-photos (tests/fixtures/ultralytics_models.py), a hand-written ResNet-50 (scripts/verdict_zoo.py),
-a MobileNetV2-style network written here, the ``--task`` test models of
-tests/fixtures/task_models.py and the architecture probes of tests/fixtures/verdict_models.py. torchvision and timm model definitions cannot be imported
-on this machine (torchvision's C ops fail to load with the CPU torch), so they are not
-listed; on a machine with a matching pair, add them to MODELS. Needs the toolchain; takes
-minutes (each YOLO about a minute on two cores).
+photos (tests/fixtures/ultralytics_models.py), torchvision and timm model definitions
+(``weights=None`` / ``pretrained=False``, BatchNorm recalibrated the same way; timm rows need
+``pip install timm``), the ``--task`` test models of tests/fixtures/task_models.py and the
+architecture probes of tests/fixtures/verdict_models.py. torchvision is imported after the
+test set-up's operator shim (tests/fixtures/torchvision_shim.py: this machine's torchvision
+wheel is a CUDA build whose C ops fail with the CPU torch; never part of the product).
+Needs the toolchain; takes minutes (each YOLO about a minute on two cores).
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from oakpipe.errors import OakpipeError  # noqa: E402
+from tests.fixtures import ssd_models  # noqa: E402
+
+
+class MissingPackage(Exception):
+    """A row's model definitions come from a package that is not installed."""
 
 
 @dataclass(frozen=True)
@@ -49,33 +55,6 @@ def ultralytics(yaml: str, size: int) -> Callable[[Path], object]:
         return str(make_checkpoint(yaml, folder / Path(yaml).stem / "best.pt", size=size))
 
     return build
-
-
-def inverted_residual(cin: int, cout: int, stride: int, expand: int = 6) -> nn.Module:
-    hidden = cin * expand
-    return nn.Sequential(
-        nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
-        nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
-        nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout),
-    )
-
-
-class MobileNetLike(nn.Module):
-    """MobileNetV2's layout at width 1.0, shortened (stem, 7 inverted residual stages, head)."""
-
-    def __init__(self, classes: int = 1000) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6()]
-        cin = 32
-        for cout, stride in ((16, 1), (24, 2), (32, 2), (64, 2), (96, 1), (160, 2), (320, 1)):
-            layers.append(inverted_residual(cin, cout, stride, 1 if cin == 32 and cout == 16 else 6))
-            cin = cout
-        layers += [nn.Conv2d(cin, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU6()]
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(1280, classes)
-
-    def forward(self, x):
-        return self.classifier(self.features(x).mean((2, 3)))
 
 
 def calibrated(factory: Callable[[], nn.Module], size: int) -> Callable[[Path], nn.Module]:
@@ -109,10 +88,52 @@ def task_model(name: str) -> Callable[[Path], nn.Module]:
     return build
 
 
-def resnet50() -> nn.Module:
-    from verdict_zoo import ResNet50
+def torchvision_model(name: str, **kwargs) -> Callable[[], nn.Module]:
+    """A torchvision model definition, random weights (``weights=None``: nothing downloaded)."""
 
-    return ResNet50()
+    def factory() -> nn.Module:
+        import torch
+        import torchvision
+
+        torch.manual_seed(0)
+        return getattr(torchvision.models.segmentation if "deeplab" in name or "lraspp" in name
+                       else torchvision.models, name)(weights=None, **kwargs)
+
+    return factory
+
+
+def timm_model(name: str) -> Callable[[], nn.Module]:
+    """A timm model definition, random weights (``pretrained=False``); needs ``pip install timm``."""
+
+    def factory() -> nn.Module:
+        import torch
+
+        try:
+            import timm
+        except ImportError as exc:
+            raise MissingPackage("not run: timm is not installed (pip install timm)") from exc
+        torch.manual_seed(0)
+        return timm.create_model(name, pretrained=False)
+
+    return factory
+
+
+class OutOnly(nn.Module):
+    """torchvision's segmenters return {"out": ..., "aux": ...}; the class scores are "out"."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)["out"]
+
+
+def segmenter(name: str) -> Callable[[], nn.Module]:
+    def factory() -> nn.Module:
+        return OutOnly(torchvision_model(name, num_classes=21, weights_backbone=None)())
+
+    return factory
 
 
 MODELS = [
@@ -124,8 +145,28 @@ MODELS = [
     Entry("yolov8n-seg", "Ultralytics YOLOv8", 320, ultralytics("yolov8n-seg.yaml", 320)),
     Entry("yolov8n-pose", "Ultralytics YOLOv8", 320, ultralytics("yolov8n-pose.yaml", 320)),
     Entry("yolov8n-cls", "Ultralytics YOLOv8", 224, ultralytics("yolov8n-cls.yaml", 224)),
-    Entry("resnet50 (by hand)", "ResNet", 224, calibrated(resnet50, 224), task="classify"),
-    Entry("mobilenetv2-like (by hand)", "MobileNetV2", 224, calibrated(MobileNetLike, 224), task="classify"),
+    Entry("resnet18", "torchvision", 224, calibrated(torchvision_model("resnet18"), 224), task="classify"),
+    Entry("mobilenet_v3_small", "torchvision", 224, calibrated(torchvision_model("mobilenet_v3_small"), 224),
+          task="classify"),
+    Entry("mobilenet_v3_large", "torchvision", 224, calibrated(torchvision_model("mobilenet_v3_large"), 224),
+          task="classify"),
+    Entry("squeezenet1_1", "torchvision", 224, calibrated(torchvision_model("squeezenet1_1"), 224), task="classify"),
+    Entry("regnet_x_400mf", "torchvision", 224, calibrated(torchvision_model("regnet_x_400mf"), 224),
+          task="classify"),
+    Entry("efficientnet_b0", "torchvision", 224, calibrated(torchvision_model("efficientnet_b0"), 224),
+          task="classify"),
+    Entry("shufflenet_v2_x1_0", "torchvision", 224, calibrated(torchvision_model("shufflenet_v2_x1_0"), 224),
+          task="classify"),
+    Entry("lraspp_mobilenet_v3_large", "torchvision", 256, calibrated(segmenter("lraspp_mobilenet_v3_large"), 256),
+          task="segment-semantic"),
+    Entry("ssdlite320_mobilenet_v3_large", "torchvision", 320, lambda _folder: ssd_models.ssdlite().eval()),
+    Entry("ssdlite320 raw head (RawHead)", "torchvision", 320, calibrated(lambda: ssd_models.RawHead(ssd_models.ssdlite()), 320)),
+    Entry("mobilenetv4_conv_small", "timm", 224, calibrated(timm_model("mobilenetv4_conv_small"), 224),
+          task="classify"),
+    Entry("lcnet_050", "timm", 224, calibrated(timm_model("lcnet_050"), 224), task="classify"),
+    Entry("ghostnet_100", "timm", 224, calibrated(timm_model("ghostnet_100"), 224), task="classify"),
+    Entry("efficientvit_b0", "timm", 224, calibrated(timm_model("efficientvit_b0"), 224), task="classify"),
+    Entry("fastvit_t8", "timm", 256, calibrated(timm_model("fastvit_t8"), 256), task="classify"),
     Entry("TinySegmenter", "1x1 conv class scores", 64, task_model("TinySegmenter"), task="segment-semantic"),
     Entry("TinyDepth", "1x1 conv map", 64, task_model("TinyDepth"), task="depth"),
     Entry("TinyViT (2 blocks)", "ViT", 32, verdict_model("TinyViT")),
@@ -140,7 +181,10 @@ def convert_one(entry: Entry, folder: Path) -> dict:
     from oakpipe import api
     from oakpipe.errors import VerificationError
 
-    model = entry.build(folder)
+    try:
+        model = entry.build(folder)
+    except MissingPackage as exc:
+        return {"task": entry.task or "-", "result": str(exc), "blob": "-", "gmac": "-"}
     options = {"input_shape": (1, 3, entry.size, entry.size), "out": folder / f"{entry.name.split()[0]}_export"}
     if entry.task:
         options["task"] = entry.task

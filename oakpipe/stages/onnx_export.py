@@ -20,6 +20,7 @@ import onnx
 from oakpipe.errors import ModelError, UnsupportedModelError, UserError
 from oakpipe.options import ConvertOptions
 from oakpipe.stages.export_symbolics import attention_symbolics
+from oakpipe.tasks.postprocessed import postprocessed_detector_problem
 
 INPUT_NAME = "input"
 SUPPORTED_MAX_OPSET = 13  # the newest opset OpenVINO 2021.4's ONNX reader knows
@@ -43,6 +44,9 @@ def output_names_of(result: object) -> list[str]:
         return [f"output{i}" for i in range(len(result))]
     if isinstance(result, dict) and result and all(isinstance(r, torch.Tensor) for r in result.values()):
         return [str(k) for k in result]
+    problem = postprocessed_detector_problem(result)
+    if problem is not None:
+        raise ModelError(*problem)
     raise ModelError(
         f"the model returns {type(result).__name__}, not tensors",
         "return a tensor, a tuple of tensors or a dict of tensors",
