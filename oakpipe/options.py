@@ -58,17 +58,20 @@ def validate_input_shape(dims: tuple[int, ...]) -> tuple[int, int, int, int]:
 def check_finite_contract(pre: Preprocessing) -> None:
     """NaN or infinity in the contract would bake a device graph that outputs NaN."""
     for option, values in (("--mean-values", pre.mean), ("--scale-values", pre.scale)):
-        if not all(math.isfinite(v) for v in values):
-            raise UserError(f"{option} {','.join(map(str, values))} holds NaN or infinity",
-                            f"give three finite numbers, e.g. {option} 0,0,0 (or imagenet)")
+        check_finite(option, values)
+
+
+def check_finite(option: str, values: tuple[float, ...]) -> None:
+    if not all(math.isfinite(v) for v in values):
+        raise UserError(f"{option} {','.join(map(str, values))} holds NaN or infinity",
+                        f"give three finite numbers, e.g. {option} 0,0,0 (or imagenet)")
 
 
 TASK_CHOICES = ("detect", "segment", "pose", "classify", "segment-semantic", "depth")
 
 
 def check_task(task: str | None, labels: Path | None) -> None:
-    if task is not None and task not in TASK_CHOICES:
-        raise UserError(f"--task {task!r} is unknown", f"use one of: {', '.join(TASK_CHOICES)}")
+    _choice("--task", TASK_CHOICES)(task)
     if labels is not None and task == "depth":
         raise UserError("--labels names classes, and a depth model has none", "drop --labels")
 
@@ -84,9 +87,7 @@ def channel_values(flag: str) -> Callable[[Any], tuple[float, float, float]]:
     def parse(value: Any) -> tuple[float, float, float]:
         text = value if isinstance(value, str) else ",".join(repr(float(v)) for v in value)
         values = parse_channel_values(text, flag)
-        if not all(math.isfinite(v) for v in values):
-            raise UserError(f"{flag} {','.join(map(str, values))} holds NaN or infinity",
-                            f"give three finite numbers, e.g. {flag} 0,0,0 (or imagenet)")
+        check_finite(flag, values)
         return values
 
     return parse
