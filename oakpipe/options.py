@@ -256,10 +256,15 @@ class ConvertOptions:
     def __post_init__(self) -> None:
         validate_input_shape(self.input_shape)
         check_finite_contract(self.preprocessing)
+        self._check(kind_is_path=False)
+        check_task(self.task, self.labels)  # --labels on a depth model is said before "no such file"
+        self._check(kind_is_path=True)
+
+    def _check(self, kind_is_path: bool) -> None:
+        """Each option's own check on its field (the contract's are in ``check_finite_contract``)."""
         for option in CONVERT_OPTIONS:
-            if option.check is not None and option.contract is None:
+            if option.check is not None and option.contract is None and (option.kind == "path") == kind_is_path:
                 option.check(getattr(self, option.target))
-        check_task(self.task, self.labels)
 
     @property
     def height(self) -> int:
