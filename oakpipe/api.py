@@ -42,8 +42,9 @@ def convert_options(model: str | Path | None, config: str | Path | None = None, 
         model = _fill_from_file(Path(config), model, values)
     if model is None:
         where = f"{config}: no input_model and no {what}" if config is not None else f"no {what} given"
-        raise UserError(where if what != "model" else f"oakpipe.convert: {where}",
-                        "name the model (halve, file.py:NAME, model.onnx) or set input_model in the config file")
+        cli = what != "model"
+        raise UserError(where if cli else f"oakpipe.convert: {where}", "name the model (halve, file.py:NAME, "
+                        f"model.onnx) or set input_model in {'--config' if cli else 'the config file'}")
     return _options_of(str(model), values)
 
 

@@ -6,6 +6,9 @@ same keys lets them keep it. A file is also easier to review and version than a 
 command line. Options given on the command line win over the file, so a file can be the
 baseline and one run can change one thing.
 
+The keys are those of ``oakpipe.options.CONVERT_OPTIONS`` (schema: ``config_schema``); the
+values are handed to the options as the file typed them, never as command-line text.
+
 Every mistake is one line naming the file and the key (``oakpipe.yaml:shape: ...``), and a
 misspelt key names the closest valid one: a silently ignored ``mean_value`` is exactly
 the "wrong mean" bug users report most.
