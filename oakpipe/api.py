@@ -5,64 +5,78 @@
     >>> export = oakpipe.convert(my_module, name="mynet", mean_values="imagenet", scale_values="imagenet")
     >>> summary = oakpipe.run(export, source="sample", frames=60, display="none")
 
-Keywords take the CLI's names (``mean_values``, ``reverse_input_channels``...) and the
-same forms (strings like ``"1,3,256,256"`` or ``"imagenet"``, or sequences).
+Keywords take the CLI's names (``mean_values``, ``reverse_input_channels``...: the names in
+``oakpipe.options.CONVERT_OPTIONS``) and the same forms (strings like ``"1,3,256,256"`` or
+``"imagenet"``, or sequences); ``config="oakpipe.yaml"`` reads a modelconverter-style file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from oakpipe.convert import Export
 from oakpipe.convert import convert as convert_with_options
 from oakpipe.errors import UserError
-from oakpipe.options import ConvertOptions, parse_input_shape
-from oakpipe.preprocessing import CONTRACT_FIELDS, Preprocessing, default_contract, parse_channel_values
+from oakpipe.options import CONVERT_OPTIONS, OPTIONS_BY_NAME, ConvertOptions
+from oakpipe.preprocessing import CONTRACT_FIELDS, Preprocessing, default_contract
 from oakpipe.progress import Progress
 
-CONTRACT_KEYS = ("mean_values", "scale_values", "reverse_input_channels")  # in CONTRACT_FIELDS' order
 
-
-def _channel_values(value: str | Sequence[float], option: str) -> tuple[float, float, float]:
-    text = value if isinstance(value, str) else ",".join(str(v) for v in value)
-    return parse_channel_values(text, option)
-
-
-def convert_options(model: str | Path | None, config: str | Path | None = None, **options: Any) -> ConvertOptions:
-    """ConvertOptions from CLI-style keywords; ``config`` (a modelconverter-style YAML file, as
-    ``--config``) fills every keyword left out or None, and ``model`` when that is None."""
+def convert_options(model: str | Path | None, config: str | Path | None = None, *, what: str = "model",
+                    **options: Any) -> ConvertOptions:
+    """ConvertOptions from keywords named as in ``oakpipe.options.CONVERT_OPTIONS``; ``config``
+    (a modelconverter-style YAML file, as ``--config``) fills every keyword left out or None,
+    and ``model`` when that is None; what neither gives is the option's default (for the
+    camera contract: the model's declaration, resolved later by ``resolve_contract``).
+    ``what`` names the model in the error when there is none (the CLI's "MODEL")."""
+    unknown = sorted(set(options) - set(OPTIONS_BY_NAME) - {"verify_image"})
+    if unknown:
+        raise UserError(f"oakpipe.convert: got an unexpected keyword argument {unknown[0]!r}",
+                        "see help(oakpipe.convert) for the keywords")
+    image = options.pop("verify_image", None)  # ConvertOptions' own name for ``image``
+    if options.get("image") is None:
+        options["image"] = image
+    values = {name: OPTIONS_BY_NAME[name].value(raw) for name, raw in options.items() if raw is not None}
     if config is not None:
-        from oakpipe.config_file import config_values, load_config
-
-        for key, value in config_values(load_config(Path(config))).items():
-            if key == "model":
-                model = model if model is not None else value
-            elif options.get(key) is None:
-                options[key] = value
+        model = _fill_from_file(Path(config), model, values)
     if model is None:
-        raise UserError("oakpipe.convert: no model given", "pass the model, or a config file with input_model")
-    mean, scale, reverse = default_contract(str(model))
-    given = {key: options.pop(key, None) for key in CONTRACT_KEYS}  # None: not given, use the default
-    pre = Preprocessing(
-        mean=_channel_values(given["mean_values"] or mean, "--mean-values"),
-        scale=_channel_values(given["scale_values"] or scale, "--scale-values"),
-        reverse_input_channels=reverse if given["reverse_input_channels"] is None else given["reverse_input_channels"],
-    )
-    shape = options.pop("input_shape", None)
-    if shape is not None:
-        options["input_shape"] = parse_input_shape(shape if isinstance(shape, str) else ",".join(map(str, shape)))
-    if "image" in options:
-        options["verify_image"] = options.pop("image")
-    for key in ("weights", "style", "weights_dir", "out", "verify_image", "labels"):
-        if options.get(key) is not None:
-            options[key] = Path(options[key])
-    defaults = frozenset(field for field, key in zip(CONTRACT_FIELDS, CONTRACT_KEYS) if given[key] is None)
-    try:
-        return ConvertOptions(model=str(model), preprocessing=pre, contract_defaults=defaults, **options)
-    except TypeError as exc:
-        raise UserError(f"oakpipe.convert: {exc}", "see help(oakpipe.convert) for the keywords") from None
+        where = f"{config}: no input_model and no {what}" if config is not None else f"no {what} given"
+        cli = what != "model"
+        raise UserError(where if cli else f"oakpipe.convert: {where}", "name the model (halve, file.py:NAME, "
+                        f"model.onnx) or set input_model in {'--config' if cli else 'the config file'}")
+    return _options_of(str(model), values)
+
+
+def _fill_from_file(path: Path, model: str | Path | None, values: dict[str, Any]) -> str | Path | None:
+    """Put the file's value of every option not in ``values`` there (checked, errors naming the
+    file and key); the model from ``input_model`` when none was given."""
+    from oakpipe.config_file import file_error, file_values, load_config
+
+    config = load_config(path)
+    for name, raw in file_values(config).items():
+        if name not in values:
+            option = OPTIONS_BY_NAME[name]
+            try:
+                values[name] = option.value(raw)
+            except UserError as exc:
+                raise file_error(config, option.yaml, option.flag, exc) from None
+    return model if model is not None else config.model_spec()
+
+
+def _options_of(model: str, values: dict[str, Any]) -> ConvertOptions:
+    """The checked values as ConvertOptions; the contract fields not given are oakpipe's
+    defaults for ``model`` and are marked as such (``contract_defaults``)."""
+    defaults = dict(zip(CONTRACT_FIELDS, default_contract(model)))
+    contract, fields = {}, {}
+    for option in CONVERT_OPTIONS:
+        if option.contract is not None:
+            given = values.get(option.name)
+            contract[option.contract] = option.value(defaults[option.contract]) if given is None else given
+        elif option.name in values:
+            fields[option.target] = values[option.name]
+    unset = frozenset(o.contract for o in CONVERT_OPTIONS if o.contract is not None and o.name not in values)
+    return ConvertOptions(model=model, preprocessing=Preprocessing(**contract), contract_defaults=unset, **fields)
 
 
 def convert(model: Any = None, progress: bool | Progress = False, *, name: str | None = None, **options: Any) -> Export:

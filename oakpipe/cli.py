@@ -17,60 +17,27 @@ from oakpipe.progress import Progress
 
 
 def add_convert_options(parser: argparse.ArgumentParser) -> None:
-    from oakpipe.options import DEFAULT_INPUT_SHAPE, TASK_CHOICES
+    """The flags of ``oakpipe.options.CONVERT_OPTIONS``. Every default is None, so that what was
+    typed (even ``--opset 12``) is told from what was not: the file, then the option's default,
+    fill the rest (``api.convert_options``)."""
+    from oakpipe.options import CONVERT_OPTIONS
 
-    shape = ",".join(map(str, DEFAULT_INPUT_SHAPE))
     parser.add_argument("model", nargs="?", help="built-in name (halve), path/to/file.py:NAME or "
                         "path/to/model.onnx (optional when --config sets input_model)")
-    parser.add_argument("--config", type=Path, help="YAML file with modelconverter-style keys (input_model, shape, "
-                        "mean_values, scale_values, encoding, rvc2.number_of_shaves, opset, weights, style, alpha, compile_timeout, "
-                        "output_dir); options typed here win over the file")
-    parser.add_argument("--compiler", choices=["offline", "blobconverter"], default="offline",
-                        help="offline: the private OpenVINO 2021.4 compiler (default); blobconverter: UPLOAD the "
-                        "model to Luxonis' web compiler (OAKPIPE_BLOBCONVERTER_URL sets the server)")
-    parser.add_argument("--input-shape", default=shape, help=f"N,C,H,W of the model input (default {shape})")
-    parser.add_argument("--opset", type=int, default=12, help="ONNX opset, 11 to 13 (default 12)")
-    parser.add_argument("--mean-values", help="R,G,B subtracted from the 0..255 frame "
-                        "(model channel order; 'imagenet' allowed; default 0,0,0)")
-    parser.add_argument("--scale-values", help="R,G,B the frame is divided by after "
-                        "the mean (default 255,255,255: a model on [0, 1])")
-    parser.add_argument("--reverse-input-channels", action=argparse.BooleanOptionalAction, default=None,
-                        help="the model takes RGB (the camera sends BGR): reverse the channels (default on)")
-    parser.add_argument("--shaves", type=int, default=6, help="SHAVE cores for the blob, 1 to 16 (default 6)")
-    parser.add_argument("--weights", type=Path, help="state dict (.pt/.pth) for a file.py:NAME model")
-    parser.add_argument("--style", type=Path, help="style image, for the stylizer and adain models")
-    parser.add_argument("--alpha", type=float, default=1.0, help="style strength in [0, 1] (default 1)")
-    parser.add_argument("--weights-dir", type=Path, help="folder with vgg_normalised.pth and decoder.pth (adain)")
-    parser.add_argument("--out", type=Path, help="export folder (default exports/<model-name>)")
-    parser.add_argument("--no-cache", action="store_true", help="recompute every stage")
-    parser.add_argument("--no-verify", action="store_true", help="skip the stage-by-stage verification")
-    parser.add_argument("--image", type=Path, help="photograph to verify on (default: a built-in one)")
-    parser.add_argument("--compile-timeout", type=float, default=600.0, metavar="SECONDS",
-                        help="budget of the MyriadX blob compile, and of the preflight's probes (default 600)")
-    parser.add_argument("--tolerance", help="per-stage limits, e.g. fp16=30,ov2021=50 (dB for image outputs) "
-                        "or fp16=0.05 (max error relative to the output's range)")
-    parser.add_argument("--task", choices=TASK_CHOICES, help="what the outputs mean, for a model that does not say "
-                        "(Ultralytics models do): classify ([1, N] scores), segment-semantic ([1, C, H, W]), "
-                        "depth ([1, 1, H, W]); run then decodes, draws and writes --results")
-    parser.add_argument("--labels", type=Path, help="class names, one per line (--task classify/segment-semantic)")
-    from oakpipe.config_file import track_explicit
-
-    track_explicit(parser)  # so that options typed here win over --config, even at their default values
+    keys = ", ".join(dict.fromkeys(option.yaml for option in CONVERT_OPTIONS))
+    parser.add_argument("--config", type=Path, help=f"YAML file with modelconverter-style keys (input_model, {keys}); "
+                        "options typed here win over the file")
+    for option in CONVERT_OPTIONS:
+        parser.add_argument(option.flag, dest=option.name, default=None, help=option.help, **option.cli)
 
 
 def convert_options(args: argparse.Namespace):
     """The parsed command line (and --config) as ConvertOptions, through the Python API's path."""
     from oakpipe.api import convert_options as options_from_keywords
-    from oakpipe.config_file import apply_config
+    from oakpipe.options import CONVERT_OPTIONS
 
-    args = apply_config(args)  # --config fills what was not typed; no MODEL at all is an error
-    return options_from_keywords(
-        args.model, input_shape=args.input_shape, opset=args.opset, mean_values=args.mean_values,
-        scale_values=args.scale_values, reverse_input_channels=args.reverse_input_channels, shaves=args.shaves,
-        weights=args.weights, out=args.out, use_cache=not args.no_cache, style=args.style, alpha=args.alpha,
-        weights_dir=args.weights_dir, verify=not args.no_verify, image=args.image, tolerance=args.tolerance,
-        compiler=args.compiler, compile_timeout=args.compile_timeout, task=args.task, labels=args.labels,
-    )
+    typed = {option.name: getattr(args, option.name) for option in CONVERT_OPTIONS}
+    return options_from_keywords(args.model, config=args.config, what="MODEL", **typed)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -201,7 +168,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from oakpipe.estimate.command import estimate_target, report_lines
 
     target = Path(args.model) if args.model else None
-    what, estimate = estimate_target(target, lambda: convert_options(args), shaves=args.shaves, threads=args.threads)
+    from oakpipe.options import OPTIONS_BY_NAME
+
+    shaves = OPTIONS_BY_NAME["shaves"].default if args.shaves is None else args.shaves
+    what, estimate = estimate_target(target, lambda: convert_options(args), shaves=shaves, threads=args.threads)
     print("\n".join(report_lines(what, estimate)))
     return 0
 

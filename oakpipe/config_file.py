@@ -6,6 +6,9 @@ same keys lets them keep it. A file is also easier to review and version than a 
 command line. Options given on the command line win over the file, so a file can be the
 baseline and one run can change one thing.
 
+The keys are those of ``oakpipe.options.CONVERT_OPTIONS`` (schema: ``config_schema``); the
+values are handed to the options as the file typed them, never as command-line text.
+
 Every mistake is one line naming the file and the key (``oakpipe.yaml:shape: ...``), and a
 misspelt key names the closest valid one: a silently ignored ``mean_value`` is exactly
 the "wrong mean" bug users report most.
@@ -13,23 +16,19 @@ the "wrong mean" bug users report most.
 
 from __future__ import annotations
 
-import argparse
 import difflib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oakpipe.errors import UserError
 
-#: Where the option-tracking actions record the dests given on the command line.
-EXPLICIT = "_oakpipe_explicit"
-
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-    from oakpipe.config_schema import ConfigFile
+    from oakpipe.config_schema import ConfigBase
 
 
-def load_config(path: str | Path) -> ConfigFile:
+def load_config(path: str | Path) -> ConfigBase:
     """Read and validate a config file, or raise a one-line UserError naming file and key."""
     import yaml
     from pydantic import ValidationError
@@ -62,9 +61,9 @@ def load_config(path: str | Path) -> ConfigFile:
 
 
 def _section_keys(section: tuple) -> list[str]:
-    from oakpipe.config_schema import ConfigFile, Encoding, Rvc2
+    from oakpipe.config_schema import SECTIONS
 
-    model = {(): ConfigFile, ("encoding",): Encoding, ("rvc2",): Rvc2}.get(section, ConfigFile)
+    model = SECTIONS.get(section, SECTIONS[()])
     return [f.alias or name for name, f in model.model_fields.items()]  # type: ignore[attr-defined]
 
 
@@ -85,84 +84,26 @@ def _one_line(path: Path, exc: ValidationError) -> UserError:
     return UserError(f"{path}:{key}: {message}", "see the config file keys in oakpipe convert --help")
 
 
-def explicit_options(args: argparse.Namespace) -> set[str]:
-    """The argparse dests the user typed (recorded by ``track_explicit``'s actions)."""
-    return set(getattr(args, EXPLICIT, set()))
+def file_values(config: ConfigBase) -> dict[str, Any]:
+    """The file's values under the options' names (``oakpipe.options.CONVERT_OPTIONS``), as
+    the file typed them (paths made absolute, ``encoding`` as reverse_input_channels); what the
+    file does not set is left out. Coercion and checks are the options' own (``Option.value``)."""
+    from oakpipe.options import CONVERT_OPTIONS
 
-
-def track_explicit(parser: argparse.ArgumentParser) -> None:
-    """Make every option of ``parser`` record its dest when given on the command line.
-
-    Comparing a value with the parser default cannot tell ``--opset 12`` (typed, wins over
-    the file) from no ``--opset`` at all (the file wins); argparse only calls an action for
-    what was typed, so the action is where to record it.
-    """
-    for action in parser._actions:
-        if action.option_strings and not getattr(action, "_oakpipe_tracked", False):
-            action.__class__ = _tracking(type(action))
-
-
-def _tracking(base: type[argparse.Action]) -> type[argparse.Action]:
-    class Tracking(base):  # type: ignore[valid-type, misc]
-        _oakpipe_tracked = True
-
-        def __call__(self, parser, namespace, values, option_string=None):
-            vars(namespace).setdefault(EXPLICIT, set()).add(self.dest)
-            super().__call__(parser, namespace, values, option_string)
-
-    Tracking.__name__ = f"Tracking{base.__name__}"
-    return Tracking
-
-
-def apply_config(args: argparse.Namespace) -> argparse.Namespace:
-    """A copy of ``args`` with ``args.config``'s values filled in where nothing was typed.
-
-    The file's values take the place of the parser's defaults, in the command line's own
-    form, so ``convert_options`` builds and validates ConvertOptions exactly as it does
-    without a file (the contract defaults for an IR included). Raises a UserError when
-    neither MODEL nor the file's ``input_model`` names a model.
-    """
-    merged = argparse.Namespace(**vars(args))
-    path = getattr(args, "config", None)
-    if path is not None:
-        vars(merged).update(file_values(load_config(path), args))
-    if not getattr(merged, "model", None):
-        where = f"{path}: no input_model and no MODEL" if path is not None else "no MODEL given"
-        raise UserError(where, "name the model (halve, file.py:NAME, model.onnx) or set input_model in --config")
-    return merged
-
-
-def file_values(config: ConfigFile, args: argparse.Namespace) -> dict[str, Any]:
-    """argparse dests -> values from the file, leaving out every option typed on the command line."""
-    typed = explicit_options(args)
-    values = {dest: v for dest, v in config_values(config, check_shape="input_shape" not in typed).items()
-              if dest not in typed}
-    if getattr(args, "model", None) is not None:
-        values.pop("model", None)
+    values = {}
+    for option in CONVERT_OPTIONS:
+        value = config.get(option.yaml)
+        if value is None:
+            continue
+        if option.kind == "path":
+            value = config.path(value)
+        elif option.kind == "encoding":
+            value = value.reverse
+        values[option.name] = value
     return values
 
 
-def config_values(config: ConfigFile, check_shape: bool = True) -> dict[str, Any]:
-    """The file's values under the names the CLI's argparse dests and the Python API's keywords
-    share (``mean_values``, ``shaves``, ``model``...), in the command line's string form; what
-    the file does not set is left out. One mapping for both entry points."""
-    from oakpipe.options import validate_input_shape
-
-    if config.shape is not None and check_shape:
-        try:
-            validate_input_shape(tuple(config.shape))
-        except UserError as exc:
-            raise UserError(f"{config.source}:shape: {exc.message.replace(' in --input-shape', '').replace('--input-shape ', '')}", exc.hint) from None
-    join = lambda values: None if values is None else ",".join(repr(v) for v in values)  # noqa: E731
-    values = {
-        "input_shape": join(config.shape), "opset": config.opset, "alpha": config.alpha,
-        "mean_values": join(config.mean_values), "scale_values": join(config.scale_values),
-        "reverse_input_channels": None if config.encoding is None else config.encoding.from_ != config.encoding.to,
-        "shaves": config.rvc2.number_of_shaves if config.rvc2 else None,
-        "weights": config.path(config.weights), "style": config.path(config.style),
-        "out": config.path(config.output_dir), "compile_timeout": config.compile_timeout,
-    }
-    values = {dest: v for dest, v in values.items() if v is not None}
-    if config.input_model is not None:
-        values["model"] = config.model_spec()
-    return values
+def file_error(config: ConfigBase, key: str, flag: str, exc: UserError) -> UserError:
+    """An option's UserError (worded for its flag) reworded for the file's key."""
+    message = exc.message.replace(f" in {flag}", "").replace(f"{flag} ", "")
+    return UserError(f"{config.source}:{key}: {message}", exc.hint)

@@ -103,7 +103,7 @@ def test_imagenet_scale_and_builtin_and_python_models(tmp_path):
     ("shape: [2, 3, 256, 256]\n", "oakpipe.yaml:shape: batch size 2 -> "),
     ("shape: 1,3,256,256\n", "oakpipe.yaml:shape: Input should be a valid list"),
     ("opset: '12'\n", "oakpipe.yaml:opset: Input should be a valid integer (got '12')"),
-    ("opset: 9\n", "oakpipe.yaml:opset: opset 9 is not supported"),
+    ("opset: 9\n", "oakpipe.yaml:opset: 9 is not supported"),
     ("mean_values: [1, 2]\n", "oakpipe.yaml:mean_values: needs 3 values"),
     ("mean_values: imagenett\n", "oakpipe.yaml:mean_values: 'imagenett' is neither a list of 3 numbers nor 'imagenet'"),
     ("encoding: RBG\n", "oakpipe.yaml:encoding.from: Input should be 'RGB' or 'BGR'"),
