@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from oakpipe.manifest import Manifest, export_lock, read_manifest, run_stage, sha256_file, sha256_json
+from oakpipe.manifest import Manifest, export_lock, read_manifest, run_stage, sha256_json
 from oakpipe.manifest_schema import ExportManifest
 from oakpipe.models.source import ModelSource, parse_model_spec
 from oakpipe.options import ConvertOptions
@@ -107,15 +107,6 @@ class Export:
 
 def default_folder(name: str) -> Path:
     return Path("exports") / name
-
-
-def extra_inputs(options: ConvertOptions) -> dict:
-    """Hashes of the files besides the model source that decide the export."""
-    files = {"weights": options.weights, "style": options.style, "labels": options.labels}
-    data: dict[str, object] = {k: sha256_file(Path(v)) for k, v in files.items() if v is not None}
-    if options.weights_dir is not None:
-        data["weights_dir"] = {p.name: sha256_file(p) for p in sorted(Path(options.weights_dir).glob("*.pth"))}
-    return data
 
 
 def convert(options: ConvertOptions, progress: Progress | None = None, source: ModelSource | None = None) -> Export:
@@ -239,10 +230,6 @@ def describe_run(source: ModelSource, options: ConvertOptions, folder: Path) -> 
                           "model_encoding": options.preprocessing.model_encoding},
         "versions": {**tool_versions(), "compiler": f"openvino {OPENVINO_VERSION} (MYRIAD)"},
     }
-
-
-PACKAGE = Path(__file__).parent
-BUILTIN_PHOTO = PACKAGE / "data" / "astronaut.jpg"  # verify's default photograph (oakpipe.verify.samples)
 
 
 def code_hash(stage: Stage) -> str:

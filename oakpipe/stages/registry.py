@@ -10,7 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from oakpipe.manifest import sha256_file
 from oakpipe.stages.declare import Stage
+
+
+def extra_inputs(options: Any) -> dict:
+    """Hashes of the files besides the model source that decide the export."""
+    files = {"weights": options.weights, "style": options.style, "labels": options.labels}
+    data: dict[str, object] = {k: sha256_file(Path(v)) for k, v in files.items() if v is not None}
+    if options.weights_dir is not None:
+        data["weights_dir"] = {p.name: sha256_file(p) for p in sorted(Path(options.weights_dir).glob("*.pth"))}
+    return data
 
 
 def attach_task(info: dict, module, options: Any = None, onnx_path: Path | None = None) -> dict:
@@ -35,8 +45,6 @@ def attach_task(info: dict, module, options: Any = None, onnx_path: Path | None 
 
 
 def _onnx_key(runner: Any) -> dict:
-    from oakpipe.convert import extra_inputs
-
     return {"source": runner.source.fingerprint(), "extra": extra_inputs(runner.options)}
 
 
@@ -195,8 +203,7 @@ ARCHIVE = Stage(
 
 
 def _verify_key(runner: Any) -> dict:
-    from oakpipe.convert import BUILTIN_PHOTO, extra_inputs
-    from oakpipe.manifest import sha256_file
+    from oakpipe.verify.samples import BUILTIN_PHOTO  # verify's default photograph
 
     options = runner.options
     return {"source": runner.source.fingerprint(), "extra": extra_inputs(options),
@@ -222,6 +229,11 @@ def _verify_body(runner: Any, paths: dict[str, Path]) -> dict:
     return {"passed": report.passed, "summary": summary, "table": table_lines(report)}
 
 
+def _verify_table(runner: Any, info: dict) -> None:
+    for line in info["table"]:
+        runner.progress.say("    " + line)
+
+
 def _verify_files(runner: Any) -> list[str]:
     from oakpipe.verify import REPORT_FILES
 
@@ -233,7 +245,7 @@ VERIFY = Stage(
     code=("oakpipe.verify.api", "oakpipe.verify.core", "oakpipe.verify.report"),
     tools=("oakpipe", "torch", "onnxruntime", "openvino"), artifacts=_verify_files, key=_verify_key, body=_verify_body,
     applies=lambda runner: runner.options.verify and runner.source.kind != "ir",  # an IR has no model to compare with
-    report_only=True, done=lambda runner, info: [runner.progress.say("    " + line) for line in info["table"]],
+    report_only=True, done=_verify_table,
 )
 
 #: Every stage; convert orders them by what they consume (oakpipe.stages.declare.stage_order).
