@@ -202,9 +202,11 @@ ARCHIVE = Stage(
 )
 
 
-def _verify_key(runner: Any) -> dict:
-    from oakpipe.verify.samples import BUILTIN_PHOTO  # verify's default photograph
+#: verify's default photograph (oakpipe.verify.samples reads it; importing that costs numpy)
+BUILTIN_PHOTO = Path(__file__).resolve().parent.parent / "data" / "astronaut.jpg"
 
+
+def _verify_key(runner: Any) -> dict:
     options = runner.options
     return {"source": runner.source.fingerprint(), "extra": extra_inputs(options),
             "image": sha256_file(options.verify_image or BUILTIN_PHOTO)}
