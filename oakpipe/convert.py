@@ -1,7 +1,8 @@
 """``convert``: a model to ONNX, device graph, FP16 IR, MyriadX blob and NN Archive.
 
-Each stage is a small module under ``oakpipe.stages``; this module only chains them
-through the manifest's cache, so an unchanged second convert recomputes nothing (and
+Each stage is a small module under ``oakpipe.stages``, declared once in
+``oakpipe.stages.registry``; this module runs the declarations in the order their inputs
+give, through the manifest's cache, so an unchanged second convert recomputes nothing (and
 imports neither torch nor OpenVINO).
 """
 

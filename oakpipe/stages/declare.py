@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: (runner) -> bool, str | None, dict or list[str]; the runner is ``oakpipe.convert.StageRunner``.
-Check = Callable[[Any], bool]
+#: The functions below take the runner (``oakpipe.convert.StageRunner``): its options,
+#: source, manifest and model. ``Any``, so that this module imports nothing of oakpipe.
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Stage:
     artifacts: Callable[[Any], list[str]]  #: (runner) -> the file names it writes
     body: Callable[[Any, dict[str, Path]], dict]  #: (runner, temporary paths) -> its record's info
     key: Callable[[Any], dict] = lambda runner: {}  #: key material beyond the above (the model source)
-    applies: Check = lambda runner: True  #: whether it runs for this model and these options
+    applies: Callable[[Any], bool] = lambda runner: True  #: whether it runs for this model and these options
     skip: Callable[[Any], tuple[str, str] | None] = lambda runner: None  #: (why, what to do) to skip it here
     report_only: bool = False  #: it reports on the export (verify): it never marks the export incomplete
     done: Callable[[Any, dict], None] = lambda runner, info: None  #: lines to print after it
