@@ -1,7 +1,8 @@
 """``convert``: a model to ONNX, device graph, FP16 IR, MyriadX blob and NN Archive.
 
-Each stage is a small module under ``oakpipe.stages``; this module only chains them
-through the manifest's cache, so an unchanged second convert recomputes nothing (and
+Each stage is a small module under ``oakpipe.stages``, declared once in
+``oakpipe.stages.registry``; this module runs the declarations in the order their inputs
+give, through the manifest's cache, so an unchanged second convert recomputes nothing (and
 imports neither torch nor OpenVINO).
 """
 
@@ -12,17 +13,26 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from oakpipe.manifest import Manifest, export_lock, read_manifest, run_stage, sha256_file, sha256_json
+from oakpipe.manifest import Manifest, export_lock, read_manifest, run_stage, sha256_json
 from oakpipe.manifest_schema import ExportManifest
 from oakpipe.models.source import ModelSource, parse_model_spec
 from oakpipe.options import ConvertOptions
 from oakpipe.precheck import check_before_work
 from oakpipe.progress import Progress
+from oakpipe.stages.declare import Stage, stage_order
+from oakpipe.stages.registry import STAGES as REGISTERED
 from oakpipe.toolchain import OPENVINO_VERSION
 from oakpipe.userpaths import user_error_for_os
 from oakpipe.versions import tool_versions
 
-STAGES = ("onnx", "device", "ir", "blob", "archive")
+
+def ordered_stages() -> list[Stage]:
+    """The declared stages (oakpipe.stages.registry) in the order their inputs give."""
+    return stage_order(REGISTERED)
+
+
+#: The export's stages by name, in order (verify only reports on them).
+STAGES = tuple(dict.fromkeys(s.name for s in ordered_stages() if not s.report_only))
 
 
 @dataclass(frozen=True)
@@ -100,15 +110,6 @@ def default_folder(name: str) -> Path:
     return Path("exports") / name
 
 
-def extra_inputs(options: ConvertOptions) -> dict:
-    """Hashes of the files besides the model source that decide the export."""
-    files = {"weights": options.weights, "style": options.style, "labels": options.labels}
-    data: dict[str, object] = {k: sha256_file(Path(v)) for k, v in files.items() if v is not None}
-    if options.weights_dir is not None:
-        data["weights_dir"] = {p.name: sha256_file(p) for p in sorted(Path(options.weights_dir).glob("*.pth"))}
-    return data
-
-
 def convert(options: ConvertOptions, progress: Progress | None = None, source: ModelSource | None = None) -> Export:
     """Run every stage (cached); ``source`` overrides ``options.model`` (an in-memory module)."""
     from oakpipe.extras import require_convert_extra
@@ -134,35 +135,26 @@ def convert(options: ConvertOptions, progress: Progress | None = None, source: M
 
 def _convert_in(folder: Path, source: ModelSource, options: ConvertOptions, progress: Progress,
                 started: float, declared: dict | None = None, built: object | None = None) -> Export:
+    from oakpipe.estimate.record import export_estimate
+
     with export_lock(folder):
         manifest = Manifest.load(folder)
         manifest.data.update(describe_run(source, options, folder))
         if declared is not None:
             manifest.data[DECLARED_KEY] = declared
-        stages = StageRunner(manifest, options, progress, module=built)
-        if source.kind == "ir":  # a 2021.4 IR is already a device graph: nothing to export
-            manifest.stages.pop("onnx", None)
-            device_info = model_info = stages.device_from_ir(source)
-        else:
-            model_info = stages.onnx(source)
-            device_info = stages.device()
-        stages.ir()
-        blob_info: dict = {}
-        if stages.blob_skipped() is None:
-            blob_info = stages.blob()
-            stages.archive()
-        from oakpipe.estimate.record import export_estimate
-
-        manifest.data["estimate"] = export_estimate(blob_info, stages.device_graph(), options.shaves)
+        stages = StageRunner(manifest, options, progress, source, module=built)
+        stages.run(report_only=False)
+        infos = stages.infos
+        manifest.data["estimate"] = export_estimate(infos.get("blob", {}), stages.device_graph(), options.shaves)
         if manifest.data["estimate"]:
             progress.say(f"  {manifest.data['estimate']['line']}")
-        manifest.data["inputs"] = device_info["inputs"]
-        manifest.data["outputs"] = model_info["outputs"]
+        manifest.data["inputs"] = infos["device"]["inputs"]
+        manifest.data["outputs"] = infos.get("onnx", infos["device"])["outputs"]  # an IR's own, if it began at one
         manifest.data["verified"] = None
         manifest.data["complete"] = True  # every artifact is written; verification only reports on them
         manifest.save()
-        verifiable = options.verify and source.kind != "ir"  # an IR has no upstream model to compare with
-        verdict = stages.verify(source) if verifiable else None
+        stages.run(report_only=True)  # verify: it reports on the export, never invalidates it
+        verdict = infos.get("verify")
         if verdict is not None:
             manifest.data["verified"] = verdict["passed"]
             manifest.save()
@@ -241,48 +233,22 @@ def describe_run(source: ModelSource, options: ConvertOptions, folder: Path) -> 
     }
 
 
-PACKAGE = Path(__file__).parent
-BUILTIN_PHOTO = PACKAGE / "data" / "astronaut.jpg"  # verify's default photograph (oakpipe.verify.samples)
-
-
-def code_hash(*modules: str, runner: str | tuple[str, ...]) -> str:
-    """A stage's code is one of its tools: the files its modules run, computed from their
-    imports (oakpipe.codehash), and the StageRunner method that drives it."""
+def code_hash(stage: Stage) -> str:
+    """A stage's code is one of its tools: the files its entry modules run, computed from
+    their imports (oakpipe.codehash), and the source of its declaration's own functions."""
     from oakpipe.codehash import code_digest
 
-    names = (runner,) if isinstance(runner, str) else runner
-    return sha256_json({"modules": code_digest(modules), "runner": [_runner_source(name) for name in names]})
-
-
-def attach_task(info: dict, module, options: ConvertOptions | None = None, onnx_path: Path | None = None) -> dict:
-    """Keep what a task model's outputs mean (oakpipe.tasks) in the ONNX stage's record: the
-    model's own (Ultralytics), or the one ``--task`` declares (oakpipe.tasks.declared)."""
-    from oakpipe.errors import UserError
-
-    task = getattr(module, "oakpipe_task", None)
-    declared = options.task if options is not None else None
-    if task is not None and declared and declared != task.task:
-        raise UserError(f"--task {declared} does not match the model's own task {task.task}",
-                        f"drop --task (or use --task {task.task})")
-    if task is None and declared:
-        from oakpipe.tasks.declared import DECLARABLE, declared_task
-
-        if declared not in DECLARABLE:
-            raise UserError(f"--task {declared} needs a model that describes its head (an Ultralytics best.pt)",
-                            f"for other models use --task {' / '.join(DECLARABLE)}")
-        assert onnx_path is not None and options is not None  # declared comes from options
-        task = declared_task(declared, options.labels, module, onnx_path, info)
-    return {**info, "task": task.to_dict()} if task is not None else info
+    return sha256_json({"modules": code_digest(stage.code), "own": [_source(f) for f in stage.own_code()]})
 
 
 @functools.lru_cache(maxsize=None)
-def _runner_source(name: str) -> str:
+def _source(function) -> str:
     """Read once per process, so that the key cannot change under a running program.
 
-    The method's lines as its code objects span them (nested functions included): what
+    The function's lines as its code objects span them (nested functions included): what
     ``inspect.getsource`` returns less its trailing comments, without its tokenizer, which
-    cost a cached convert more than the rest of its hashing."""
-    code = getattr(StageRunner, name).__code__
+    cost a cached convert more than the rest of its hashing. A lambda gives its line."""
+    code = function.__code__
     lines = Path(code.co_filename).read_text(encoding="utf-8").splitlines(keepends=True)
     return "".join(lines[code.co_firstlineno - 1 : _last_line(code)])
 
@@ -337,91 +303,83 @@ def _model_spec(model: dict, folder: Path) -> str:
 
 
 class StageRunner:
-    """The five stages, each keyed by what decides its output."""
+    """Runs the declared stages (oakpipe.stages.registry) in the order their inputs give,
+    each keyed by its declaration: the digests of what it consumes, the options it names,
+    its tools' versions, its code (the import closure of its entry modules and its own
+    functions) and what else it declares."""
 
     def __init__(self, manifest: Manifest, options: ConvertOptions, progress: Progress,
-                 module: object | None = None) -> None:
+                 source: ModelSource, module: object | None = None) -> None:
         self.manifest = manifest
         self.options = options
         self.progress = progress
+        self.source = source
         self.all_cached = True
+        self.infos: dict[str, dict] = {}  # each stage's record info, by stage name
         self._module: object | None = module  # already built when its declared contract was read
 
-    def module(self, source: ModelSource):
+    @property
+    def name(self) -> str:
+        return self.manifest.data["model"]["name"]
+
+    def module(self):
         """The PyTorch module, built at most once per convert (None for ONNX sources)."""
-        if source.kind == "onnx":
+        if self.source.kind == "onnx":
             return None
         if self._module is None:
             from oakpipe.models.loader import build_module
 
-            self._module = build_module(source, self.options)
+            self._module = build_module(self.source, self.options)
         return self._module
 
-    def _run(self, stage: str, key: dict, names: list[str], body, invalidates_export: bool = True) -> dict:
-        record, cached = run_stage(self.manifest, stage, key, names, body, self.options.use_cache,
-                                   invalidates_export)
+    def run(self, report_only: bool) -> None:
+        """Every applicable stage of one kind (the export's, or the reports on it), in order.
+
+        A stage that does not apply leaves no record (unless another declaration of its name
+        applies); one skipped here (``Stage.skip``) takes the stages consuming it along."""
+        stages = [s for s in ordered_stages() if s.report_only == report_only]
+        applicable = [s for s in stages if s.applies(self)]
+        for stage in stages if not report_only else ():  # a report (verify) keeps its last record
+            self.manifest.data.pop(f"{stage.name}_skipped", None)  # e.g. blob_skipped: set again below if so
+            if all(other.name != stage.name for other in applicable):
+                self.manifest.stages.pop(stage.name, None)
+        skipped: set[str] = set()
+        for stage in applicable:
+            if skipped & set(stage.consumes):
+                skipped.add(stage.name)
+                self.manifest.stages.pop(stage.name, None)  # it would no longer match this graph
+                continue
+            why = stage.skip(self)
+            if why is not None:
+                skipped.add(stage.name)
+                self.manifest.stages.pop(stage.name, None)
+                self.manifest.data[f"{stage.name}_skipped"] = why[0]
+                self.progress.say(f"  {stage.name:<10} skipped: {why[0]} -> {why[1]}")
+                continue
+            self.infos[stage.name] = self._run(stage)
+            stage.done(self, self.infos[stage.name])
+
+    def _run(self, stage: Stage) -> dict:
+        names = stage.artifacts(self)
+        record, cached = run_stage(self.manifest, stage.name, self.key(stage), names,
+                                   lambda paths: stage.body(self, paths), self.options.use_cache,
+                                   invalidates_export=not stage.report_only)
         self.all_cached &= cached
-        self.progress.stage_done(stage, record.seconds, cached, ", ".join(names))
+        self.progress.stage_done(stage.name, record.seconds, cached, ", ".join(names))
         return record.info
 
-    def _sha(self, stage: str) -> str:
+    def key(self, stage: Stage) -> dict:
+        """What decides the stage's output, all from its declaration."""
+        return {"consumes": {name: self.sha(name) for name in stage.consumes},
+                "options": {name: _keyed(getattr(self.options, name)) for name in stage.options},
+                "tools": tool_versions(*stage.tools), "code": code_hash(stage), **stage.key(self)}
+
+    def sha(self, stage: str) -> str:
         """One digest over all of a stage's artifacts (an IR's .bin as well as its .xml)."""
         artifacts = self.manifest.stages[stage]["artifacts"]
         if len(artifacts) == 1:
             return next(iter(artifacts.values()))
         return sha256_json(artifacts)
-
-    def onnx(self, source: ModelSource) -> dict:
-        options = self.options
-        key = {
-            "source": source.fingerprint(), "extra": extra_inputs(options),
-            "input_shape": options.input_shape, "opset": options.opset, "alpha": options.alpha,
-            "tools": tool_versions("oakpipe", "torch", "onnx", "onnxslim"),
-            "code": code_hash("oakpipe.stages.onnx_export", "oakpipe.models.loader", "oakpipe.tasks.ultralytics_model",
-                              "oakpipe.tasks.declared", runner="onnx"),
-            "task": options.task,
-        }
-
-        def body(paths: dict[str, Path]) -> dict:
-            from oakpipe.stages import onnx_export
-
-            path = paths[f"{source.name}.onnx"]
-            if source.kind == "onnx":
-                assert source.path is not None
-                return attach_task(onnx_export.import_onnx(source.path, options, path), None, options, path)
-            info = onnx_export.export_torch(self.module(source), options, path)
-            return attach_task(info, self.module(source), options, path)
-
-        return self._run("onnx", key, [f"{source.name}.onnx"], body)
-
-    def device(self) -> dict:
-        name = self.manifest.data["model"]["name"]
-        key = {"onnx": self._sha("onnx"), "preprocessing": self.options.preprocessing.to_dict(),
-               "tools": tool_versions("oakpipe", "onnx"),
-               "code": code_hash("oakpipe.stages.device_graph", runner="device")}
-        model_onnx = self.manifest.artifact("onnx", ".onnx")
-
-        def body(paths: dict[str, Path]) -> dict:
-            from oakpipe.stages.device_graph import build_device_graph
-
-            return build_device_graph(model_onnx, self.options.preprocessing, paths[f"{name}_device.onnx"])
-
-        return self._run("device", key, [f"{name}_device.onnx"], body)
-
-    def device_from_ir(self, source: ModelSource) -> dict:
-        name = self.manifest.data["model"]["name"]
-        key = {"source": source.fingerprint(), "input_shape": self.options.input_shape,
-               "preprocessing": self.options.preprocessing.to_dict(), "tools": tool_versions("oakpipe", "openvino"),
-               "code": code_hash("oakpipe.stages.ir_import", runner="device_from_ir")}
-        names = [f"{name}_device.xml", f"{name}_device.bin"]
-
-        def body(paths: dict[str, Path]) -> dict:
-            from oakpipe.stages.ir_import import import_ir
-
-            assert source.path is not None
-            return import_ir(source.path, self.options, paths[names[0]], paths[names[1]])
-
-        return self._run("device", key, names, body)
 
     def device_graph(self) -> Path:
         """The device ONNX, or the user's IR when the chain started at one."""
@@ -430,132 +388,11 @@ class StageRunner:
                 return self.manifest.folder / name
         raise KeyError("device graph")
 
-    def ir(self) -> dict:
-        name = self.manifest.data["model"]["name"]
-        key = {"device": self._sha("device"), "tools": tool_versions("oakpipe", "openvino"),
-               "code": code_hash("oakpipe.stages.ir", runner="ir")}
-        device_onnx = self.device_graph()
 
-        def body(paths: dict[str, Path]) -> dict:
-            from oakpipe.stages.ir import build_ir
-
-            xml = paths[f"{name}.xml"]
-            try:  # OpenVINO writes the .bin beside the .xml: move it to its own temporary name
-                info = build_ir(device_onnx, xml)
-                xml.with_suffix(".bin").replace(paths[f"{name}.bin"])
-            finally:  # a failed save leaves no partial .bin behind
-                xml.with_suffix(".bin").unlink(missing_ok=True)
-            return info
-
-        return self._run("ir", key, [f"{name}.xml", f"{name}.bin"], body)
-
-    def blob_skipped(self) -> str | None:
-        """Where the 2021.4 compiler cannot exist (aarch64, arm64), an offline convert stops
-        after the IR and says why in one line; the manifest records it (run refuses the folder)."""
-        from oakpipe.toolchain.platforms import ELSEWHERE_HINT, compiler_platform_problem
-
-        problem = compiler_platform_problem() if self.options.compiler == "offline" else None
-        if problem is None:
-            self.manifest.data.pop("blob_skipped", None)
-            return None
-        for stage in ("blob", "archive"):  # a blob of an earlier convert no longer matches this graph
-            self.manifest.stages.pop(stage, None)
-        self.manifest.data["blob_skipped"] = problem
-        self.progress.say(f"  {'blob':<10} skipped: {problem} -> {ELSEWHERE_HINT}")
-        return problem
-
-    def blob(self) -> dict:
-        from oakpipe.stages.blob import blob_file_name
-
-        name = self.manifest.data["model"]["name"]
-        blob_name = blob_file_name(name, self.options.shaves)
-        key = {"device": self._sha("device"), "shaves": self.options.shaves, "compiler": OPENVINO_VERSION,
-               "tools": tool_versions("oakpipe", "depthai"),
-               "code": code_hash("oakpipe.stages.blob", "oakpipe.blobfile", "oakpipe.verify.preflight",
-                                 runner=("blob", "preflight"))}
-        device_onnx = self.device_graph()
-        if self.options.compiler != "offline":  # keyed only then: offline exports keep their cache
-            from oakpipe.compilers.blobconverter_client import server_url
-
-            key["compiled_by"] = {"compiler": self.options.compiler, "server": server_url()}
-
-        def body(paths: dict[str, Path]) -> dict:
-            from oakpipe.stages.blob import build_blob
-
-            offline = self.options.compiler == "offline"  # the preflight needs the offline compiler
-            report = self.preflight(device_onnx) if offline else None
-            info = build_blob(device_onnx, paths[blob_name], self.options.shaves, self.options.compiler,
-                              timeout=self.options.compile_timeout)
-            preflight = report.to_dict() if report else None
-            if preflight and preflight.get("model"):  # its name, not this machine's path
-                preflight["model"] = Path(preflight["model"]).name
-            return {**info, "preflight": preflight}
-
-        return self._run("blob", key, [blob_name], body)
-
-    def preflight(self, device_graph: Path):
-        """Ask the compiler about every op before compiling the whole model (ONNX graphs only)."""
-        if device_graph.suffix != ".onnx":
-            return None
-        from oakpipe.verify.preflight import preflight, raise_if_rejected
-
-        report = preflight(device_graph, shaves=self.options.shaves, timeout=self.options.compile_timeout)
-        quiet = report.ok and not report.warnings and not report.inconclusive
-        for line in [report.summary()] if quiet else report.lines():
-            self.progress.say("    " + line)
-        raise_if_rejected(report)
-        return report
-
-    def archive(self) -> dict:
-        name = self.manifest.data["model"]["name"]
-        task = self.manifest.stages.get("onnx", {}).get("info", {}).get("task")  # set by attach_task
-        key = {"blob": self._sha("blob"), "name": name, "tools": tool_versions("oakpipe"),
-               "code": code_hash("oakpipe.stages.archive", "oakpipe.blobfile", "oakpipe.tasks.heads", runner="archive"),
-               "task": task}
-        blob_path = self.manifest.artifact("blob", ".blob")
-
-        def body(paths: dict[str, Path]) -> dict:
-            from oakpipe.blobfile import read_blob
-            from oakpipe.stages.archive import build_archive
-
-            return build_archive(name, blob_path, read_blob(blob_path), paths[f"{name}.tar.xz"], task)
-
-        return self._run("archive", key, [f"{name}.tar.xz"], body)
-
-    def verify(self, source: ModelSource) -> dict:
-        from oakpipe.verify import REPORT_FILES
-
-        options = self.options
-        key = {
-            "artifacts": {s: self.manifest.stages[s]["artifacts"] for s in ("onnx", "device", "ir")},
-            "source": source.fingerprint(), "extra": extra_inputs(options), "tolerance": options.tolerance,
-            "image": sha256_file(options.verify_image or BUILTIN_PHOTO),
-            "tools": tool_versions("oakpipe", "torch", "onnxruntime", "openvino"),
-            "code": code_hash("oakpipe.verify.api", "oakpipe.verify.core", "oakpipe.verify.report", runner="verify"),
-        }
-        artifacts = {s: self.manifest.artifact(s, ".xml" if s == "ir" else ".onnx") for s in ("onnx", "device", "ir")}
-
-        def body(paths: dict[str, Path]) -> dict:
-            from oakpipe.verify.api import verify_artifacts
-            from oakpipe.verify.core import parse_tolerances
-            from oakpipe.verify.report import table_lines, write_reports
-
-            report = verify_artifacts(source.name, artifacts, self.manifest.data,
-                                      self.module(source), options.verify_image, parse_tolerances(options.tolerance))
-            report.preflight = self.manifest.stages.get("blob", {}).get("info", {}).get("preflight")
-            write_reports(report, paths)
-            lines = table_lines(report)
-            failed = [s.stage for s in report.stages if not s.passed]
-            summary = "verification passed" if report.passed else (
-                f"stage {report.first_failure} fails; first layer: {report.blame}" if failed
-                else f"{len(report.fp16_overflows)} tensor(s) overflow FP16 (above 65504)"
-                + (f"; {report.blame}" if report.blame else ""))  # e.g. the untrained-BatchNorm note
-            return {"passed": report.passed, "summary": summary, "table": lines}
-
-        info = self._run("verify", key, list(REPORT_FILES), body, invalidates_export=False)
-        for line in info["table"]:
-            self.progress.say("    " + line)
-        return info
+def _keyed(value: object) -> object:
+    """An option as key material: a value type by its dict (the camera contract)."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else value
 
 
 __all__ = ["convert", "Export", "ConvertOptions"]
