@@ -12,6 +12,7 @@ from typing import Any
 
 from oakpipe.manifest import sha256_file
 from oakpipe.stages.declare import Stage
+from oakpipe.verify import BUILTIN_PHOTO  # a light module: no numpy for a cached convert
 
 
 def extra_inputs(options: Any) -> dict:
@@ -200,10 +201,6 @@ ARCHIVE = Stage(
     key=lambda runner: {"name": runner.name, "task": _archive_task(runner)}, body=_archive_body,
     functions=(_archive_task,),
 )
-
-
-#: verify's default photograph (oakpipe.verify.samples reads it; importing that costs numpy)
-BUILTIN_PHOTO = Path(__file__).resolve().parent.parent / "data" / "astronaut.jpg"
 
 
 def _verify_key(runner: Any) -> dict:

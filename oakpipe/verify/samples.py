@@ -10,8 +10,7 @@ import numpy as np
 from oakpipe.errors import UserError
 from oakpipe.imageio import channels_of, read_image_u8
 from oakpipe.preprocessing import bgr_to_planar, fit_like_camera_preview
-
-BUILTIN_PHOTO = Path(__file__).resolve().parent.parent / "data" / "astronaut.jpg"
+from oakpipe.verify import BUILTIN_PHOTO
 
 
 def read_colour_image(path: Path, what: str = "--image") -> np.ndarray:
