@@ -55,35 +55,36 @@ def cls_export(cls_checkpoint, tmp_path_factory):
     return convert(ConvertOptions(model=str(cls_checkpoint), input_shape=shape, out=out, verify=False))
 
 
-@pytest.fixture(scope="session")
-def pose_checkpoint(tmp_path_factory):
+def _checkpoint(yaml: str, folder: str, tmp_path_factory):
     pytest.importorskip("ultralytics")
     from tests.fixtures.ultralytics_models import make_checkpoint
 
-    return make_checkpoint("yolo11n-pose.yaml", tmp_path_factory.mktemp("yolo_pose") / "best.pt", size=SIZE)
+    return make_checkpoint(yaml, tmp_path_factory.mktemp(folder) / "best.pt", size=SIZE)
+
+
+def _export(checkpoint, folder: str, tmp_path_factory):
+    torchvision_shim.install()
+    from oakpipe import ConvertOptions, convert
+
+    out = tmp_path_factory.mktemp(folder) / "best"
+    return convert(ConvertOptions(model=str(checkpoint), input_shape=(1, 3, SIZE, SIZE), out=out, verify=False))
+
+
+@pytest.fixture(scope="session")
+def pose_checkpoint(tmp_path_factory):
+    return _checkpoint("yolo11n-pose.yaml", "yolo_pose", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def pose_export(pose_checkpoint, tmp_path_factory):
-    torchvision_shim.install()
-    from oakpipe import ConvertOptions, convert
-
-    out = tmp_path_factory.mktemp("pose_export") / "best"
-    return convert(ConvertOptions(model=str(pose_checkpoint), input_shape=(1, 3, SIZE, SIZE), out=out, verify=False))
+    return _export(pose_checkpoint, "pose_export", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def seg_checkpoint(tmp_path_factory):
-    pytest.importorskip("ultralytics")
-    from tests.fixtures.ultralytics_models import make_checkpoint
-
-    return make_checkpoint("yolo11n-seg.yaml", tmp_path_factory.mktemp("yolo_seg") / "best.pt", size=SIZE)
+    return _checkpoint("yolo11n-seg.yaml", "yolo_seg", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def seg_export(seg_checkpoint, tmp_path_factory):
-    torchvision_shim.install()
-    from oakpipe import ConvertOptions, convert
-
-    out = tmp_path_factory.mktemp("seg_export") / "best"
-    return convert(ConvertOptions(model=str(seg_checkpoint), input_shape=(1, 3, SIZE, SIZE), out=out, verify=False))
+    return _export(seg_checkpoint, "seg_export", tmp_path_factory)
