@@ -111,8 +111,8 @@ def _check_alpha(alpha: float) -> None:
 
 
 def _check_timeout(seconds: float) -> None:
-    if not seconds > 0:
-        raise UserError(f"--compile-timeout {seconds} is not a positive number of seconds",
+    if not 0 < seconds < math.inf:  # NaN fails both comparisons
+        raise UserError(f"--compile-timeout {seconds} is not a positive, finite number of seconds",
                         "e.g. --compile-timeout 1800 for a large model")
 
 

@@ -38,6 +38,8 @@ BAD_COMMAND_LINES = [
     (["--weights", "{tmp}/text.png"], "--weights is for a file.py:NAME model, not the built-in halve"),
     (["--weights-dir", "{tmp}"], "--weights-dir is for the adain model"),
     (["--style", "{tmp}/grey.png"], "takes no style image"),
+    (["--compile-timeout", "inf"], "not a positive, finite number"),
+    (["--compile-timeout", "nan"], "not a positive, finite number"),
 ]
 
 

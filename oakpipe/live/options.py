@@ -91,6 +91,8 @@ def check_writable_file(path: Path, option: str) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise UserError(f"{option} {path} is a folder", f"give a file name, e.g. {path / 'out.mp4'}")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{option} {path}: {folder} is a file, not a folder", "choose a path inside a folder")
     if not folder.is_dir():
         raise UserError(f"{option} {path}: the folder {folder} does not exist", f"create it: mkdir -p {folder}")
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):

@@ -103,6 +103,9 @@ def test_output_paths_are_checked_before_any_work(tmp_path):
     (tmp_path / "dir.mp4").mkdir()
     with pytest.raises(UserError, match="is a folder"):
         RunOptions(record=tmp_path / "dir.mp4")
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        RunOptions(record=tmp_path / "plain" / "out.mp4")
     with pytest.raises(UserError, match=".mp4"):
         RunOptions(record=tmp_path / "out.avi")
     with pytest.raises(UserError, match="does not exist"):
