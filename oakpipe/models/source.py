@@ -69,6 +69,10 @@ def source_of_module(module, name: str | None = None) -> ModelSource:
     return ModelSource("module", safe_name(label), f"<{type(module).__qualname__} object>", module=module)
 
 
+#: An Ultralytics checkpoint (best.pt) or model YAML (oakpipe.tasks.ultralytics_model loads them).
+ULTRALYTICS_SUFFIXES = (".pt", ".yaml", ".yml")
+
+
 def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "model"
 
@@ -118,7 +122,7 @@ def parse_model_spec(spec: str) -> ModelSource:
         if not path.with_suffix(".bin").is_file():
             raise UserError(f"{spec} has no {path.with_suffix('.bin').name} beside it", "keep the IR's .xml and .bin together")
         return ModelSource("ir", safe_name(path.stem), spec, path.resolve())
-    if path.suffix.lower() in (".pt", ".yaml", ".yml"):
+    if path.suffix.lower() in ULTRALYTICS_SUFFIXES:
         return ultralytics_source(spec)
     if path.suffix == ".py":
         raise UserError(

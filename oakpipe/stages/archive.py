@@ -129,12 +129,3 @@ def _varint(value: int) -> bytes:
 def _zero_mtime(info: tarfile.TarInfo) -> tarfile.TarInfo:
     info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
     return info
-
-
-def read_archive_config(path: Path) -> dict:
-    """config.json of an NN Archive (ours or another tool's)."""
-    with tarfile.open(path, "r:*") as tar:
-        member = tar.extractfile("config.json")
-        if member is None:
-            raise KeyError("config.json")
-        return json.load(member)

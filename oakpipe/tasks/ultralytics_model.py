@@ -27,12 +27,7 @@ from torch import nn
 from oakpipe.errors import ModelError, UnsupportedModelError, UserError
 from oakpipe.tasks.info import TaskInfo
 
-SUFFIXES = (".pt", ".yaml", ".yml")
 SUBTYPE = "yolov8"  # depthai-nodes decodes v8, v9, 11 and v5u anchor-free heads alike
-
-
-def is_ultralytics_spec(spec: str) -> bool:
-    return Path(spec).suffix.lower() in SUFFIXES
 
 
 def import_ultralytics():

@@ -21,11 +21,11 @@ def test_classifier_archive_head_and_top5_match_pytorch(cls_checkpoint, cls_expo
     from luxonis_ml.nn_archive.config import Config
     from skimage import data
 
-    from oakpipe.stages.archive import read_archive_config
+    from oakpipe.live.archive_input import read_config
     from oakpipe.tasks.decode import TaskDecoder
     from oakpipe.tasks.ultralytics_model import load_model
 
-    config = read_archive_config(cls_export.archive)
+    config = read_config(cls_export.archive)[0]
     Config(**config)
     head = config["model"]["heads"][0]
     assert head["parser"] == "ClassificationParser" and head["metadata"]["classes"][:2] == ["kind0", "kind1"]

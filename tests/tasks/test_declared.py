@@ -52,9 +52,9 @@ def torch_on(model, frame: np.ndarray) -> np.ndarray:
 def archive_head(export_) -> dict:
     from luxonis_ml.nn_archive.config import Config
 
-    from oakpipe.stages.archive import read_archive_config
+    from oakpipe.live.archive_input import read_config
 
-    config = read_archive_config(export_.archive)
+    config = read_config(export_.archive)[0]
     Config(**config)  # luxonis-ml's own validation
     return config["model"]["heads"][0]
 

@@ -23,10 +23,10 @@ def test_pose_boxes_and_keypoints_match_ultralytics_predict(pose_checkpoint, pos
     from luxonis_ml.nn_archive.config import Config
     from ultralytics import YOLO
 
-    from oakpipe.stages.archive import read_archive_config
+    from oakpipe.live.archive_input import read_config
     from oakpipe.tasks.decode import TaskDecoder
 
-    config = read_archive_config(pose_export.archive)
+    config = read_config(pose_export.archive)[0]
     Config(**config)
     metadata = config["model"]["heads"][0]["metadata"]
     assert metadata["n_keypoints"] == 17 and metadata["keypoints_outputs"] == ["kpt_output1", "kpt_output2",

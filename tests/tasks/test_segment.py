@@ -21,10 +21,10 @@ def test_segment_boxes_and_masks_match_ultralytics_predict(seg_checkpoint, seg_e
     from luxonis_ml.nn_archive.config import Config
     from ultralytics import YOLO
 
-    from oakpipe.stages.archive import read_archive_config
+    from oakpipe.live.archive_input import read_config
     from oakpipe.tasks.decode import TaskDecoder
 
-    config = read_archive_config(seg_export.archive)
+    config = read_config(seg_export.archive)[0]
     Config(**config)
     assert config["model"]["heads"][0]["metadata"]["protos_outputs"] == "protos_output"
     frame, _ = photo_frame()

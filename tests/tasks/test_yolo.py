@@ -37,9 +37,9 @@ def test_archive_head_follows_luxonis_schema(yolo_export):
     import depthai as dai
     from luxonis_ml.nn_archive.config import Config
 
-    from oakpipe.stages.archive import read_archive_config
+    from oakpipe.live.archive_input import read_config
 
-    config = read_archive_config(yolo_export.archive)
+    config = read_config(yolo_export.archive)[0]
     Config(**config)  # luxonis-ml's own validation of the whole config
     head = config["model"]["heads"][0]
     assert head["parser"] == "YOLOExtendedParser"
