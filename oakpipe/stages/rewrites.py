@@ -8,19 +8,39 @@ out here with ops the compiler does take. Each rewrite is exact in real arithmet
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+
+Replacement = Callable[[onnx.NodeProto, int], "list[onnx.NodeProto] | None"]
+
+
+def replace_nodes(graph: onnx.GraphProto, replacement: Replacement) -> int:
+    """Swap each node for ``replacement(node, count_so_far)`` where that is not None (it may
+    add initializers); the graph keeps its order. Returns how many nodes were replaced."""
+    rewritten, nodes = 0, []
+    for node in graph.node:
+        new = replacement(node, rewritten)
+        if new is None:
+            nodes.append(node)
+            continue
+        nodes += new
+        rewritten += 1
+    if rewritten:
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return rewritten
 
 
 def hard_sigmoid_as_clip(graph: onnx.GraphProto) -> int:
     """HardSigmoid(x) = clip(alpha * x + beta, 0, 1) (MobileNetV3's hardswish exports it at
     opsets below 14); MYRIAD rejects HardSigmoid but has Mul, Add and Clip."""
-    rewritten, nodes = 0, []
-    for node in graph.node:
+
+    def replacement(node: onnx.NodeProto, rewritten: int) -> list[onnx.NodeProto] | None:
         if node.op_type != "HardSigmoid":
-            nodes.append(node)
-            continue
+            return None
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
         stem = f"oakpipe_hsig{rewritten}"
@@ -31,17 +51,14 @@ def hard_sigmoid_as_clip(graph: onnx.GraphProto) -> int:
             numpy_helper.from_array(np.array(1.0, np.float32), f"{stem}_one"),
         ])
         name = node.name or stem
-        nodes += [
+        return [
             helper.make_node("Mul", [node.input[0], f"{stem}_alpha"], [f"{stem}_scaled"], name=f"{name}/mul"),
             helper.make_node("Add", [f"{stem}_scaled", f"{stem}_beta"], [f"{stem}_shifted"], name=f"{name}/add"),
             helper.make_node("Clip", [f"{stem}_shifted", f"{stem}_zero", f"{stem}_one"], list(node.output),
                              name=f"{name}/clip"),
         ]
-        rewritten += 1
-    if rewritten:
-        del graph.node[:]
-        graph.node.extend(nodes)
-    return rewritten
+
+    return replace_nodes(graph, replacement)
 
 
 #: Above this many rows, a MatMul/Gemm with a constant weight becomes a 1x1 convolution.
@@ -95,13 +112,12 @@ def many_row_matmul_as_conv(model: onnx.ModelProto) -> int:
     graph = model.graph
     constants = {i.name: i for i in graph.initializer}
     shapes = _static_shapes(model) if any(n.op_type in ("MatMul", "Gemm") for n in graph.node) else {}
-    rewritten, nodes = 0, []
-    for node in graph.node:
+
+    def replacement(node: onnx.NodeProto, rewritten: int) -> list[onnx.NodeProto] | None:
         linear = _linear_of(node, constants, shapes) if node.op_type in ("MatMul", "Gemm") else None
         rows = int(np.prod(shapes[node.input[0]][:-1])) if linear is not None else 0
         if linear is None or rows < MATMUL_ROWS_AS_CONV or len(shapes[node.input[0]]) < 2:
-            nodes.append(node)
-            continue
+            return None
         weight, bias = linear
         k, n = weight.shape
         stem, name = f"oakpipe_fc{rewritten}", node.name or f"oakpipe_fc{rewritten}"
@@ -112,7 +128,7 @@ def many_row_matmul_as_conv(model: onnx.ModelProto) -> int:
             numpy_helper.from_array(np.array(out_shape, np.int64), f"{stem}_out_shape"),
         ] + ([numpy_helper.from_array(bias, f"{stem}_bias")] if bias is not None else []))
         conv_inputs = [f"{stem}_cols", f"{stem}_weight"] + ([f"{stem}_bias"] if bias is not None else [])
-        nodes += [
+        return [
             helper.make_node("Reshape", [node.input[0], f"{stem}_rows_shape"], [f"{stem}_rows"], name=f"{name}/rows"),
             helper.make_node("Transpose", [f"{stem}_rows"], [f"{stem}_cols"], perm=[0, 3, 2, 1], name=f"{name}/cols"),
             helper.make_node("Conv", conv_inputs, [f"{stem}_conv"], kernel_shape=[1, 1], name=f"{name}/conv"),
@@ -120,11 +136,8 @@ def many_row_matmul_as_conv(model: onnx.ModelProto) -> int:
             helper.make_node("Reshape", [f"{stem}_back", f"{stem}_out_shape"], list(node.output)[:1],
                              name=f"{name}/reshape"),
         ]
-        rewritten += 1
-    if rewritten:
-        del graph.node[:]
-        graph.node.extend(nodes)
-    return rewritten
+
+    return replace_nodes(graph, replacement)
 
 
 REWRITES = {
