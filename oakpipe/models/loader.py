@@ -34,9 +34,19 @@ def build_module(source: ModelSource, options: ConvertOptions) -> nn.Module:
         module = build_for_export(source.path, source.spec)
     else:
         raise AssertionError(f"no torch module for a {source.kind} model")
+    if source.kind in ("python", "module"):
+        module = task_cut(module, options)
     if source.kind == "module":
         return module  # the caller's object: export and verify pin eval mode and restore its flags
     return module.eval()
+
+
+def task_cut(module: nn.Module, options: ConvertOptions) -> nn.Module:
+    """A torchvision SSD becomes its RVC2 cut (oakpipe.tasks.torchvision_ssd), which declares
+    its task and camera contract; any other module is returned as it is."""
+    from oakpipe.tasks.torchvision_ssd import cut_if_ssd
+
+    return cut_if_ssd(module, options.input_shape)
 
 
 def declared_contract_of(source: ModelSource, options: ConvertOptions) -> tuple[Preprocessing | None, nn.Module | None]:
@@ -44,7 +54,8 @@ def declared_contract_of(source: ModelSource, options: ConvertOptions) -> tuple[
     had to be built for that). Read from its class or factory when it carries one (cheap: the
     file is imported, nothing is built), else from the built module, which the export reuses."""
     if source.kind == "module":
-        return declared_contract(source.module), None
+        module = build_module(source, options)  # the caller's object, or its task cut (a torchvision SSD)
+        return declared_contract(module), module
     maker = getattr(_import_file(source), str(source.attr), None)
     declared = declared_contract(maker)
     if declared is None and maker is not None and not inspect.isclass(maker):

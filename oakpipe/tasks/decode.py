@@ -7,7 +7,8 @@ archive). Both backends hand their outputs here as a ``dai.NNData`` (the host em
 builds one from OpenVINO's outputs), so the camera and the emulator decode with the same
 code; the parser's ``extract``/``compute`` run in this thread, in a host-only pipeline that
 is never started, so no frame waits on a queue. No parser is written here: depthai-nodes
-has one for each head oakpipe writes.
+has one for each head oakpipe writes but the SSD's, whose parser is oakpipe's own
+(oakpipe.tasks.ssd_parser), built from the same head config and fed the same ``dai.NNData``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from oakpipe.errors import InternalError, UserError
+from oakpipe.tasks.ssd_parser import NAME as SSD_PARSER
+from oakpipe.tasks.ssd_parser import SSDParser
 
 TOP_K = 5
-DECODED_PARSERS = ("YOLOExtendedParser", "ClassificationParser", "SegmentationParser", "MapOutputParser")
+DECODED_PARSERS = ("YOLOExtendedParser", "ClassificationParser", "SegmentationParser", "MapOutputParser", SSD_PARSER)
 
 
 @dataclass(frozen=True)
@@ -92,22 +95,14 @@ class TaskDecoder:
 
     def __init__(self, head_config: dict, input_shape: list[int], conf: float | None = None,
                  iou: float | None = None) -> None:
-        import depthai as dai
-
-        parsers = import_depthai_nodes().node
-
         name = head_config["parser"]
-        parser_class = getattr(parsers, name, None)
-        if parser_class is None:
-            raise UserError(f"the archive's head names parser {name!r}, which depthai-nodes does not have",
-                            "update depthai-nodes, or export the model again with oakpipe")
         config = dict(head_config)
         if conf is not None:
             config["conf_threshold"] = conf
         if iou is not None:
             config["iou_threshold"] = iou
-        self.pipeline = dai.Pipeline(False)  # host-only and never started: it only owns the node
-        self.parser = self.pipeline.create(parser_class).build(config)
+        self.pipeline, self.parser = (None, SSDParser.build(config)) if name == SSD_PARSER else \
+            depthai_nodes_parser(name, config)
         self.name = name
         self.classes = list(config.get("classes") or [])
         self.height, self.width = int(input_shape[2]), int(input_shape[3])
@@ -137,6 +132,10 @@ class TaskDecoder:
             return Decoded("segment-semantic", map=np.asarray(class_map), classes=self.classes)
         if self.name == "MapOutputParser":
             return Decoded("depth", map=np.asarray(self.parser.compute(extracted), dtype=np.float32))
+        if self.name == SSD_PARSER:  # normalized corners -> input pixels, as YOLO rows are
+            rows = self.parser.compute(*extracted).astype(np.float64)
+            rows[:, :4] *= [self.width, self.height, self.width, self.height]
+            return Decoded("detect", detections=self._boxes(rows))
         raise InternalError(f"no decoding for parser {self.name}")
 
     def _top(self, scores: np.ndarray) -> list[tuple[int, str, float]]:
@@ -179,6 +178,19 @@ class TaskDecoder:
 
     def _name(self, class_id: int) -> str:
         return self.classes[class_id] if 0 <= class_id < len(self.classes) else str(class_id)
+
+
+def depthai_nodes_parser(name: str, config: dict) -> tuple:
+    """(pipeline, depthai-nodes' parser ``name`` built from ``config``): a host-only pipeline
+    that is never started; it only owns the node, so the decoder keeps both."""
+    import depthai as dai
+
+    parser_class = getattr(import_depthai_nodes().node, name, None)
+    if parser_class is None:
+        raise UserError(f"the archive's head names parser {name!r}, which depthai-nodes does not have",
+                        "update depthai-nodes, or export the model again with oakpipe")
+    pipeline = dai.Pipeline(False)
+    return pipeline, pipeline.create(parser_class).build(config)
 
 
 def yolo_nms_output(inputs) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 The heads name the depthai-nodes parser that decodes the outputs (``YOLOExtendedParser``
 for the per-stride YOLO cut, ``ClassificationParser`` for class scores, ``SegmentationParser``
-for per-pixel class scores, ``MapOutputParser`` for depth maps) with the
+for per-pixel class scores, ``MapOutputParser`` for depth maps, and oakpipe's own
+``OakpipeSSDParser`` for torchvision SSD exports, where depthai-nodes has none) with the
 metadata it reads: class names, thresholds, strides, the YOLO subtype. Building them from
 luxonis-ml's own pydantic models means a field Luxonis' tools would reject is refused here.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 from oakpipe.errors import InternalError
 from oakpipe.tasks.info import TaskInfo
+
+SSD_SUBTYPE = "ssd"  # oakpipe.tasks.torchvision_ssd.SUBTYPE (not imported: that module imports torch)
 
 CONF_THRESHOLD = 0.25  # Ultralytics' predict default
 IOU_THRESHOLD = 0.45
@@ -44,6 +47,8 @@ def head_fields(info: TaskInfo) -> dict:
     if info.task == "depth":  # depthai-nodes' parser for depth and other per-pixel maps
         return {"name": "depth", "parser": "MapOutputParser", "metadata": {"min_max_scaling": False},
                 "outputs": info.outputs}
+    if info.task == "detect" and info.subtype == SSD_SUBTYPE:
+        return ssd_head_fields(info)
     if info.task in ("detect", "pose", "segment"):
         metadata = {
             "classes": info.names, "n_classes": len(info.names), "iou_threshold": IOU_THRESHOLD,
@@ -60,3 +65,16 @@ def head_fields(info: TaskInfo) -> dict:
             metadata["n_keypoints"] = info.n_keypoints
         return {"name": "detection", "parser": "YOLOExtendedParser", "metadata": metadata, "outputs": info.outputs}
     raise InternalError(f"no archive head for task {info.task!r}")
+
+
+def ssd_head_fields(info: TaskInfo) -> dict:
+    """luxonis-ml's SSD metadata (boxes and scores outputs, thresholds, classes) with what
+    oakpipe's SSD parser also reads: the model's top-k per class, the box format, and that
+    class 0 is the background."""
+    from oakpipe.tasks.ssd_parser import BOX_FORMAT, NAME
+
+    boxes, scores = info.outputs
+    metadata = {"classes": info.names, "n_classes": len(info.names), **info.postprocess,
+                "boxes_outputs": boxes, "scores_outputs": scores, "box_format": BOX_FORMAT,
+                "background_class": True}
+    return {"name": "detection", "parser": NAME, "metadata": metadata, "outputs": info.outputs}

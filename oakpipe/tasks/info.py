@@ -22,6 +22,7 @@ class TaskInfo:
     n_prototypes: int = 0
     family: str = ""  # where it came from, e.g. "ultralytics 8.4.190 yolo11n"
     is_softmax: bool = True  # classify/segment-semantic: the output is probabilities already
+    postprocess: dict = field(default_factory=dict)  # the model's own thresholds (torchvision SSD)
 
     def to_dict(self) -> dict:
         return asdict(self)
