@@ -49,41 +49,57 @@ class SSDParser:
         return boxes.reshape(-1, 4), scores.reshape(boxes.size // 4, -1)
 
     def compute(self, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """Rows [x1, y1, x2, y2, score, class], highest score first (boxes in the input's format)."""
-        kept = [self._class_candidates(boxes, scores[:, label], label)
-                for label in range(1 if self.background_class else 0, scores.shape[1])]
-        rows = np.concatenate([r for r in kept if len(r)] or [np.zeros((0, 6), np.float32)])
-        order = np.argsort(-rows[:, 4], kind="stable")
-        return rows[order][: self.max_det]
+        """Rows [x1, y1, x2, y2, score, class], highest score first (boxes in the input's format).
 
-    def _class_candidates(self, boxes: np.ndarray, score: np.ndarray, label: int) -> np.ndarray:
-        """One class: above the threshold, its top-k, then NMS (rows by decreasing score)."""
-        index = np.flatnonzero(score > self.conf_threshold)
-        index = index[np.argsort(-score[index], kind="stable")][: self.topk_candidates]
-        keep = index[nms(boxes[index], self.iou_threshold)]
-        rows = np.empty((len(keep), 6), np.float32)
-        rows[:, :4], rows[:, 4], rows[:, 5] = boxes[keep], score[keep], label
-        return rows
+        torchvision's per-class procedure, taken in one pass over every (box, class) pair in
+        decreasing score: a pair is kept when it is among its class's ``topk_candidates``
+        best and no kept box of its class overlaps it by more than ``iou_threshold``. Each
+        decision depends only on higher-scoring pairs of the same class, so the result is
+        torchvision's, and the pass stops at ``max_det``: a few hundred pairs are looked at,
+        not every class's full NMS (0.4-0.7 s a frame at SSDlite's 0.001 threshold)."""
+        first = 1 if self.background_class else 0
+        flat = np.ascontiguousarray(scores[:, first:]).ravel()
+        candidates = np.flatnonzero(flat > self.conf_threshold)
+        count = min(len(candidates), 4 * self.max_det)
+        while True:
+            rows, exhausted = self._greedy(boxes, flat, candidates, count, scores.shape[1] - first)
+            if len(rows) >= self.max_det or exhausted:
+                rows[:, 5] += first
+                return rows
+            count = min(len(candidates), 4 * count)  # too many suppressed: look further down
+
+    def _greedy(self, boxes: np.ndarray, flat: np.ndarray, candidates: np.ndarray, count: int,
+                classes: int) -> tuple[np.ndarray, bool]:
+        """(kept rows among the ``count`` best pairs, whether those were all the candidates)."""
+        values = flat[candidates]
+        best = np.argpartition(-values, count - 1)[:count] if 0 < count < len(values) else np.arange(len(values))
+        order = candidates[best[np.argsort(-values[best], kind="stable")]]
+        kept_boxes = np.zeros((classes, self.max_det, 4), np.float64)
+        kept_count = np.zeros(classes, np.int64)
+        seen = np.zeros(classes, np.int64)
+        rows = []
+        for pair in order:
+            anchor, label = divmod(int(pair), classes)
+            seen[label] += 1
+            if seen[label] > self.topk_candidates:
+                continue
+            box = boxes[anchor].astype(np.float64)
+            if kept_count[label] and iou(box, kept_boxes[label, : kept_count[label]]).max() > self.iou_threshold:
+                continue
+            kept_boxes[label, kept_count[label]] = box
+            kept_count[label] += 1
+            rows.append((*box, flat[pair], label))
+            if len(rows) == self.max_det:
+                break
+        return np.asarray(rows, np.float32).reshape(-1, 6), count >= len(candidates)
 
 
-def nms(boxes: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy NMS over boxes already sorted by decreasing score: the indices kept, in order.
-
-    A box is suppressed by a kept one when their IoU is above the threshold (torchvision's
-    ``nms``); IoU is the same in normalized and pixel corners, as both axes scale alike."""
-    if len(boxes) == 0:
-        return np.zeros(0, np.int64)
-    corners = boxes.astype(np.float64)
-    area = np.clip(corners[:, 2] - corners[:, 0], 0, None) * np.clip(corners[:, 3] - corners[:, 1], 0, None)
-    top_left = np.maximum(corners[:, None, :2], corners[None, :, :2])
-    bottom_right = np.minimum(corners[:, None, 2:], corners[None, :, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    union = area[:, None] + area[None, :] - inter
-    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    suppressed = np.zeros(len(boxes), bool)
-    keep = []
-    for i in range(len(boxes)):
-        if not suppressed[i]:
-            keep.append(i)
-            suppressed |= iou[i] > iou_threshold
-    return np.asarray(keep, np.int64)
+def iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """IoU of one corner box with each of ``others`` (0 where the union is empty, as torchvision's
+    NaN then suppresses nothing); the same in normalized and pixel corners, as both axes scale alike."""
+    top_left = np.maximum(box[:2], others[:, :2])
+    bottom_right = np.minimum(box[2:], others[:, 2:])
+    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    union = area + (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1]) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
