@@ -3,8 +3,10 @@
 torchvision's detection models (SSD, SSDlite, RetinaNet, FCOS, Faster R-CNN) return, in
 eval mode, one dict per image with ``boxes``, ``scores`` and ``labels``: anchors decoded,
 thresholds and NMS applied, a data-dependent number of rows. That cannot be a MyriadX
-graph (static shapes, no NMS there), so the export is refused; this says what to export
-instead: the raw head outputs, with the anchors, box coder and NMS on the host.
+graph (static shapes, no NMS there). torchvision's SSD and SSDlite are cut by oakpipe itself
+before this is reached (oakpipe.tasks.torchvision_ssd); any other such detector is refused,
+and this says what to export instead: the raw head outputs, with the anchors, box coder
+and NMS on the host.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def postprocessed_detector_problem(result: object) -> tuple[str, str] | None:
         return None
     return (
         "the model returns post-processed detections (dicts of boxes, scores, labels; NMS "
-        "inside, as torchvision's SSD/RetinaNet/FCOS/R-CNN do): no static shape for the MyriadX",
+        "inside, as torchvision's RetinaNet/FCOS/R-CNN do): no static shape for the MyriadX "
+        "(oakpipe cuts only torchvision's SSD and SSDlite itself)",
         RAW_HEAD_ROUTE,
     )
