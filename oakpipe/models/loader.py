@@ -41,6 +41,13 @@ def build_module(source: ModelSource, options: ConvertOptions) -> nn.Module:
     return module.eval()
 
 
+def is_torchvision_ssd(maker: object) -> bool:
+    """A torchvision SSD class (or subclass): its contract is its transform's, known once built."""
+    from oakpipe.tasks.torchvision_ssd import is_torchvision_ssd as is_ssd
+
+    return is_ssd(maker)
+
+
 def task_cut(module: nn.Module, options: ConvertOptions) -> nn.Module:
     """A torchvision SSD becomes its RVC2 cut (oakpipe.tasks.torchvision_ssd), which declares
     its task and camera contract; any other module is returned as it is."""
@@ -58,8 +65,8 @@ def declared_contract_of(source: ModelSource, options: ConvertOptions) -> tuple[
         return declared_contract(module), module
     maker = getattr(_import_file(source), str(source.attr), None)
     declared = declared_contract(maker)
-    if declared is None and maker is not None and not inspect.isclass(maker):
-        module = build_module(source, options)  # a factory may set it on the instance
+    if declared is None and maker is not None and (not inspect.isclass(maker) or is_torchvision_ssd(maker)):
+        module = build_module(source, options)  # a factory may set it on the instance; an SSD's cut declares it
         return declared_contract(module), module
     return declared, None
 

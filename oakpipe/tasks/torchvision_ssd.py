@@ -39,9 +39,11 @@ COCO_CLASSES = 91  # torchvision's COCO detection weights: category ids 0..90, 0
 
 
 def is_torchvision_ssd(module: object) -> bool:
-    """True for a torchvision ``SSD`` (SSDlite is one); never imports torchvision."""
+    """True for a torchvision ``SSD`` (SSDlite is one), or a subclass of it; never imports torchvision."""
     ssd = sys.modules.get("torchvision.models.detection.ssd")
-    return ssd is not None and isinstance(module, ssd.SSD)
+    if ssd is None:
+        return False
+    return isinstance(module, ssd.SSD) or isinstance(module, type) and issubclass(module, ssd.SSD)
 
 
 def cut_if_ssd(module: nn.Module, input_shape: tuple[int, ...]) -> nn.Module:

@@ -168,6 +168,38 @@ def test_an_input_size_the_anchors_do_not_fit_is_one_line(tmp_path):
     assert not list(out.glob("*.onnx"))
 
 
+SUBCLASS = """
+import torch
+from torchvision.models.detection.ssd import SSD
+from torchvision.models.detection.ssdlite import ssdlite320_mobilenet_v3_large
+
+
+class Det(SSD):
+    def __init__(self):
+        torch.manual_seed(0)
+        base = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=5)
+        super().__init__(base.backbone, base.anchor_generator, (320, 320), 5, image_mean=[0.5] * 3,
+                         image_std=[0.25] * 3, head=base.head)
+"""
+
+
+def test_a_file_class_subclassing_ssd_takes_its_transform_as_the_contract(tmp_path):
+    """``file.py:Det`` with Det an SSD subclass: a class carries no declaration, yet the contract
+    is the transform's (mean 0.5, std 0.25 on 0..1 -> 127.5 and 63.75 on 0..255)."""
+    torchvision_shim.install()
+    pytest.importorskip("torchvision")
+    from oakpipe.models.loader import declared_contract_of
+    from oakpipe.models.source import parse_model_spec
+    from oakpipe.options import ConvertOptions
+
+    (tmp_path / "det.py").write_text(SUBCLASS)
+    spec = f"{tmp_path / 'det.py'}:Det"
+    options = ConvertOptions(model=spec, input_shape=(1, 3, SIZE, SIZE))
+    declared, built = declared_contract_of(parse_model_spec(spec), options)
+    assert declared is not None and declared.mean == (127.5,) * 3 and declared.scale == (63.75,) * 3
+    assert built is not None and built.oakpipe_task.names == ["0", "1", "2", "3", "4"]
+
+
 # -- every stage, the blob included ---------------------------------------------------------------
 
 @pytest.mark.toolchain
