@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from oakpipe.errors import UserError
+
 NAME = "OakpipeSSDParser"  # the archive head's parser name: not a depthai-nodes class, on purpose
 BOX_FORMAT = "xyxy_normalized"  # corners over the input's width and height, in [0, 1]
 
@@ -43,10 +45,12 @@ class SSDParser:
                    bool(config.get("background_class", True)))
 
     def extract(self, message) -> tuple[np.ndarray, np.ndarray]:
-        """([A, 4] boxes, [A, C] scores) from a ``dai.NNData``, dequantized."""
-        boxes = np.asarray(message.getTensor(self.boxes_output, dequantize=True), dtype=np.float32)
+        """([A, 4] boxes, [A, C] scores) from a ``dai.NNData``, dequantized. Either may come
+        transposed ([4, A], [C, A]: a device that stores a rank-3 tensor the other way round);
+        a layout that fits neither is refused, not read as something else."""
+        boxes = anchors_first(message.getTensor(self.boxes_output, dequantize=True), 4, self.boxes_output)
         scores = np.asarray(message.getTensor(self.scores_output, dequantize=True), dtype=np.float32)
-        return boxes.reshape(-1, 4), scores.reshape(boxes.size // 4, -1)
+        return boxes, anchors_first(scores, len(boxes), self.scores_output, by_rows=True)
 
     def compute(self, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """Rows [x1, y1, x2, y2, score, class], highest score first (boxes in the input's format).
@@ -88,6 +92,20 @@ class SSDParser:
         rows = np.empty((len(chosen), 6), np.float32)
         rows[:, :4], rows[:, 4], rows[:, 5] = boxes[anchors[chosen]], flat[order[chosen]], labels[chosen]
         return rows, count >= len(candidates)
+
+
+def anchors_first(tensor, size: int, name: str, by_rows: bool = False) -> np.ndarray:
+    """``tensor`` as a 2-D [anchors, values] array: ``size`` values per anchor (or, with
+    ``by_rows``, ``size`` anchors), transposing it if it came the other way round."""
+    array = np.asarray(tensor, dtype=np.float32)
+    array = array.reshape(array.shape[-2:]) if array.ndim >= 2 and np.prod(array.shape[:-2]) == 1 else array
+    axis = 0 if by_rows else 1
+    if array.ndim == 2 and array.shape[axis] == size:
+        return array
+    if array.ndim == 2 and array.shape[1 - axis] == size:
+        return np.ascontiguousarray(array.T)
+    raise UserError(f"the SSD output {name} has shape {list(np.shape(tensor))}, which oakpipe's SSD parser cannot read "
+                    "(boxes [1, A, 4] and scores [1, A, classes])", "export the torchvision SSD again with oakpipe")
 
 
 def nms(boxes: np.ndarray, iou_threshold: float) -> np.ndarray:

@@ -153,6 +153,25 @@ def test_parser_keeps_torchvisions_rules():
     assert [(int(r[5]), round(float(r[4]), 2)) for r in one_each] == [(1, 0.9), (2, 0.7)]
 
 
+def test_parser_reads_outputs_stored_transposed_and_refuses_other_layouts():
+    """A device may store a rank-3 output the other way round; anything else is one line."""
+    from oakpipe.errors import UserError
+    from oakpipe.tasks.decode import to_nn_data
+    from oakpipe.tasks.ssd_parser import SSDParser
+
+    rng = np.random.default_rng(0)
+    corners = rng.random((50, 2, 2)).astype(np.float32) * 0.5
+    boxes = np.concatenate([corners[:, 0], corners[:, 0] + corners[:, 1]], 1)[None]  # [1, 50, 4]
+    scores = rng.dirichlet(np.ones(6), 50).astype(np.float32)[None]  # [1, 50, 6]
+    parser = SSDParser("boxes", "scores", 0.1, 0.5, max_det=20, topk_candidates=10)
+    straight = parser.compute(*parser.extract(to_nn_data({"boxes": boxes, "scores": scores})))
+    turned = {"boxes": boxes[0].T.copy(), "scores": scores[0].T.copy()}  # [4, 50], [6, 50]
+    assert len(straight) == 20
+    np.testing.assert_array_equal(parser.compute(*parser.extract(to_nn_data(turned))), straight)
+    with pytest.raises(UserError, match="cannot read"):
+        parser.extract(to_nn_data({"boxes": boxes[:, :, :3], "scores": scores}))
+
+
 def test_an_input_size_the_anchors_do_not_fit_is_one_line(tmp_path):
     torchvision_shim.install()
     pytest.importorskip("torchvision")
