@@ -13,7 +13,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from oakpipe.manifest import Manifest, export_lock, read_manifest, run_stage, sha256_json
+from oakpipe.manifest import (
+    Manifest,
+    export_folder_kept_only_if_written,
+    export_lock,
+    read_manifest,
+    run_stage,
+    sha256_json,
+)
 from oakpipe.manifest_schema import ExportManifest
 from oakpipe.models.source import ModelSource, parse_model_spec
 from oakpipe.options import ConvertOptions
@@ -118,6 +125,11 @@ def convert(options: ConvertOptions, progress: Progress | None = None, source: M
     progress = progress or Progress(quiet=True)
     source = source or parse_model_spec(options.model)
     folder = Path(options.out) if options.out else default_folder(source.name)
+    with export_folder_kept_only_if_written(folder):  # a refused convert leaves no empty folder
+        return _checked_convert(folder, source, options, progress)
+
+
+def _checked_convert(folder: Path, source: ModelSource, options: ConvertOptions, progress: Progress) -> Export:
     given_style = options.style
     options = check_before_work(options, source, folder)  # every option and file, before any stage
     if options.style != given_style and options.style is not None:

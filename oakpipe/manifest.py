@@ -98,6 +98,38 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return stale
 
 
+def holds_no_artifact(folder: Path) -> bool:
+    """True when ``folder`` holds only what a convert writes before its first stage: the
+    lock, temporaries, and a manifest that records no stage."""
+    for entry in folder.iterdir():
+        if entry.name == ".lock" or TEMPORARY_NAME.match(entry.name):
+            continue
+        if entry.name != MANIFEST_NAME or Manifest.load(folder).stages:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def export_folder_kept_only_if_written(folder: Path) -> Iterator[None]:
+    """The folders a convert creates for ``folder`` are removed again when it fails before
+    any stage wrote an artifact: a refused convert leaves no empty export behind. A folder
+    that existed before, or one holding anything else, stays as it is."""
+    folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not (p.exists() or p.is_symlink())]
+    try:
+        yield
+    except BaseException:
+        for path in created:  # deepest first; the first one that is kept keeps those above
+            try:
+                if path == folder and holds_no_artifact(path):
+                    for entry in path.iterdir():
+                        entry.unlink()
+                path.rmdir()
+            except OSError:
+                break
+        raise
+
+
 @dataclass
 class StageRecord:
     key: str

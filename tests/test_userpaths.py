@@ -95,8 +95,11 @@ def test_a_full_disk_is_said_at_every_stage(tmp_path, capsys, failing_stage):
     with tmpfs(tmp_path / "small", size) as mount:
         out = mount / "export"
         code, err = convert_cli(capsys, model, *common, "--out", str(out))
-        left = sorted(p.name for p in out.iterdir())
+        left = sorted(p.name for p in out.iterdir()) if out.exists() else None
     assert code == 2, err
+    if failing_stage == "onnx":  # nothing was written: the folder the convert made is gone
+        assert left is None, left
+        return
     assert "no space left on the device holding" in err and str(out) in err, err
     assert "internal error" not in err and "basic_ios" not in err
     assert not [name for name in left if TEMPORARY_NAME.match(name)], left  # no partial file under any name
@@ -135,3 +138,39 @@ def test_verify_names_a_folder_without_manifest(tmp_path, capsys):
     (tmp_path / "export").mkdir()
     assert main(["verify", str(tmp_path / "export")]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+
+def test_a_refused_convert_leaves_no_empty_folder(tmp_path, capsys):
+    """A convert refused before any stage wrote an artifact (here the model's forward cannot
+    take the input shape) removes the folders it created for --out; a folder that was there
+    before stays."""
+    model = tmp_path / "net.py"
+    model.write_text("from torch import nn\n\ndef make():\n    return nn.Linear(4, 2)\n")
+    out = tmp_path / "new" / "export"
+    assert main(["convert", f"{model}:make", "--input-shape", "1,3,8,8", "--out", str(out)]) == 2
+    assert "forward" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert main(["convert", f"{model}:make", "--input-shape", "1,3,8,8", "--out", str(kept)]) == 2
+    assert kept.is_dir()
+
+
+def test_folders_holding_artifacts_are_kept(tmp_path):
+    from oakpipe.manifest import Manifest, export_folder_kept_only_if_written
+
+    out = tmp_path / "a" / "b"
+    with pytest.raises(RuntimeError), export_folder_kept_only_if_written(out):
+        out.mkdir(parents=True)
+        (out / ".lock").write_text("")
+        (out / "model.onnx").write_bytes(b"x")
+        raise RuntimeError("a stage failed after writing its artifact")
+    assert (out / "model.onnx").is_file()
+    fresh = tmp_path / "c" / "d"
+    with pytest.raises(RuntimeError), export_folder_kept_only_if_written(fresh):
+        fresh.mkdir(parents=True)
+        (fresh / ".lock").write_text("")
+        Manifest.load(fresh).save()  # a manifest that records no stage
+        raise RuntimeError("refused before any stage")
+    assert not (tmp_path / "c").exists()

@@ -24,6 +24,7 @@ imported when a model is one of its SSDs; nothing here imports it otherwise.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import torch
 from torch import nn
@@ -55,7 +56,7 @@ def cut_if_ssd(module: nn.Module, input_shape: tuple[int, ...]) -> nn.Module:
     return SSDExport(module, input_shape)
 
 
-def check_input_size(detector: nn.Module, input_shape: tuple[int, ...]) -> None:
+def check_input_size(detector: Any, input_shape: tuple[int, ...]) -> None:
     """The SSD resizes every image to its transform's ``fixed_size`` and its anchors are laid
     out for that size: the input shape must be it."""
     fixed = getattr(detector.transform, "fixed_size", None)
@@ -71,20 +72,21 @@ def check_input_size(detector: nn.Module, input_shape: tuple[int, ...]) -> None:
         )
 
 
-def contract_of(detector: nn.Module) -> Preprocessing:
+def contract_of(detector: Any) -> Preprocessing:
     """torchvision's normalisation (RGB on 0..1: (x - image_mean) / image_std) on 0..255 values."""
     transform = detector.transform
-    return Preprocessing(tuple(255.0 * float(m) for m in transform.image_mean),  # type: ignore[arg-type]
-                         tuple(255.0 * float(s) for s in transform.image_std), True)  # type: ignore[arg-type]
+    mean = tuple(255.0 * float(m) for m in transform.image_mean)
+    scale = tuple(255.0 * float(s) for s in transform.image_std)
+    return Preprocessing(mean, scale, True)  # type: ignore[arg-type]  # three per channel, as torchvision's
 
 
-def features_of(backbone: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+def features_of(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
     """The backbone's feature maps as SSD.forward lists them."""
     features = backbone(x)
     return [features] if isinstance(features, torch.Tensor) else list(features.values())
 
 
-def normalized_anchors(detector: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
+def normalized_anchors(detector: Any, input_shape: tuple[int, ...]) -> torch.Tensor:
     """[A, 4] anchors as (centre x, centre y, width, height) over the input's width and height,
     computed as torchvision's box coder reads its pixel anchors."""
     from torchvision.models.detection.image_list import ImageList
@@ -100,7 +102,7 @@ def normalized_anchors(detector: nn.Module, input_shape: tuple[int, ...]) -> tor
     return torch.cat([centres / scale, torch.stack([widths, heights], 1) / scale], 1).float()
 
 
-def class_names(detector: nn.Module, count: int) -> list[str]:
+def class_names(detector: Any, count: int) -> list[str]:
     """The model's own names (``oakpipe_labels``/``class_names``), else COCO's for a 91-class
     head (torchvision's detection weights), else the class ids."""
     from oakpipe.tasks.declared import class_names as declared_names
@@ -118,7 +120,15 @@ def class_names(detector: nn.Module, count: int) -> list[str]:
 class SSDExport(nn.Module):
     """Backbone, head, anchor decode (normalized corners) and class softmax of a torchvision SSD."""
 
-    def __init__(self, detector: nn.Module, input_shape: tuple[int, ...]) -> None:
+    backbone: Any  # a torchvision backbone and SSD head: untyped modules
+    head: Any
+    anchor_xy: torch.Tensor  # buffers, declared for the type checker (nn.Module's getattr is untyped)
+    anchor_wh: torch.Tensor
+    inverse_xy: torch.Tensor
+    inverse_wh: torch.Tensor
+    clip: torch.Tensor
+
+    def __init__(self, detector: Any, input_shape: tuple[int, ...]) -> None:
         super().__init__()
         self.backbone, self.head = detector.backbone, detector.head
         anchors = normalized_anchors(detector, input_shape)
