@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from oakpipe.errors import InternalError, UserError
+from oakpipe.tasks.heads import NMS_FREE_SUBTYPES
 
 TOP_K = 5
 DECODED_PARSERS = ("YOLOExtendedParser", "ClassificationParser", "SegmentationParser", "MapOutputParser")
@@ -104,7 +105,7 @@ class TaskDecoder:
         config = dict(head_config)
         if conf is not None:
             config["conf_threshold"] = conf
-        if iou is not None:
+        if iou is not None and config.get("subtype") not in NMS_FREE_SUBTYPES:  # as Ultralytics: no NMS to tune
             config["iou_threshold"] = iou
         self.pipeline = dai.Pipeline(False)  # host-only and never started: it only owns the node
         self.parser = self.pipeline.create(parser_class).build(config)
@@ -191,6 +192,8 @@ def yolo_nms_output(inputs) -> np.ndarray:
     """
     from depthai_nodes.node.parsers.utils.yolo import decode_yolo_output
 
+    if inputs.subtype in NMS_FREE_SUBTYPES:
+        return nms_free_rows(inputs)
     kpts = [np.array(k, dtype=np.float32) for k in inputs.kpts_outputs] if inputs.kpts_outputs else None
     rows = decode_yolo_output(  # it applies the sigmoid to keypoint visibilities in place: copies above
         inputs.outputs_values, inputs.strides, inputs.anchors, kpts=kpts, conf_thres=inputs.conf_threshold,
@@ -199,6 +202,42 @@ def yolo_nms_output(inputs) -> np.ndarray:
         subtype=inputs.subtype,
     )
     return np.asarray(rows, dtype=np.float64).reshape(-1, rows.shape[-1] if rows.ndim == 2 else 6)
+
+
+def nms_free_rows(inputs) -> np.ndarray:
+    """An end-to-end (NMS-free) head's detections, selected as Ultralytics' predict selects them.
+
+    Boxes come from the device (yolo26: x1, y1, x2, y2 in pixels) or from depthai-nodes' grid
+    decode of each stride (yolov10). Ultralytics then keeps the max_det anchors with the best
+    class score, ranks all their class scores and keeps the max_det best (so one anchor may give
+    boxes of two classes), and drops those at or under the threshold; no NMS. depthai-nodes'
+    own compute keeps one class per anchor (Ultralytics' ``agnostic_nms=True``): on the random-
+    weight yolov10n of the tests that halves the boxes at a 0.005 threshold, hence this step.
+    """
+    from depthai_nodes.node.parsers.utils import xywh_to_xyxy
+    from depthai_nodes.node.parsers.utils.yolo import parse_yolo_output
+
+    if inputs.subtype == "yolo26":
+        table = inputs.outputs_values[0][0].astype(np.float64)  # (anchors, 5 + classes)
+        boxes = table[:, :4]
+    else:  # it writes the decoded boxes into its input: copies
+        table = np.concatenate([
+            parse_yolo_output(out.copy(), stride, inputs.n_classes + 5, det_mode=True, subtype=inputs.subtype)[0]
+            for out, stride in zip(inputs.outputs_values, inputs.strides)]).astype(np.float64)
+        boxes = xywh_to_xyxy(table[:, :4])  # from (cx, cy, w, h) in pixels
+    return select_top(boxes, table[:, 5:], inputs.conf_threshold, inputs.max_det)
+
+
+def select_top(boxes: np.ndarray, scores: np.ndarray, conf: float, max_det: int) -> np.ndarray:
+    """Rows [x1, y1, x2, y2, score, class] by Ultralytics' end-to-end rule (``Detect.postprocess``
+    then the predictor's threshold): the max_det anchors of best class score, the max_det best
+    of their (anchor, class) scores, those above ``conf``."""
+    k = min(max_det, len(scores))
+    anchors = np.argsort(-scores.max(axis=1), kind="stable")[:k]
+    ranked = scores[anchors].ravel()
+    best = np.argsort(-ranked, kind="stable")[:k]
+    rows = np.column_stack([boxes[anchors[best // scores.shape[1]]], ranked[best], best % scores.shape[1]])
+    return rows[rows[:, 4] > conf]
 
 
 def import_depthai_nodes():
