@@ -130,7 +130,7 @@ class TaskDecoder:
             if extracted.masks_outputs_values:
                 detections = self._boxes(rows)
                 return Decoded("segment", detections=detections, masks=self._masks(rows, detections, extracted))
-            task = "pose" if extracted.kpts_outputs else "detect"
+            task = "pose" if extracted.kpts_outputs or extracted.v26_pose_kpts is not None else "detect"
             return Decoded(task, detections=self._boxes(rows, extracted.n_keypoints))
         if self.name == "SegmentationParser":  # argmax over the class axis; 255 = no class
             class_map = self.parser.compute(extracted, classes_in_one_layer=self.parser.classes_in_one_layer,
@@ -225,19 +225,24 @@ def nms_free_rows(inputs) -> np.ndarray:
             parse_yolo_output(out.copy(), stride, inputs.n_classes + 5, det_mode=True, subtype=inputs.subtype)[0]
             for out, stride in zip(inputs.outputs_values, inputs.strides)]).astype(np.float64)
         boxes = xywh_to_xyxy(table[:, :4])  # from (cx, cy, w, h) in pixels
-    return select_top(boxes, table[:, 5:], inputs.conf_threshold, inputs.max_det)
+    rows, anchors = select_top(boxes, table[:, 5:], inputs.conf_threshold, inputs.max_det)
+    if inputs.v26_pose_kpts is not None:  # each box's keypoints: x, y in pixels, visibility
+        rows = np.column_stack([rows, inputs.v26_pose_kpts[0][anchors].astype(np.float64)])
+    return rows
 
 
-def select_top(boxes: np.ndarray, scores: np.ndarray, conf: float, max_det: int) -> np.ndarray:
+def select_top(boxes: np.ndarray, scores: np.ndarray, conf: float, max_det: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows [x1, y1, x2, y2, score, class] by Ultralytics' end-to-end rule (``Detect.postprocess``
     then the predictor's threshold): the max_det anchors of best class score, the max_det best
-    of their (anchor, class) scores, those above ``conf``."""
+    of their (anchor, class) scores, those above ``conf``; and each row's anchor."""
     k = min(max_det, len(scores))
     anchors = np.argsort(-scores.max(axis=1), kind="stable")[:k]
     ranked = scores[anchors].ravel()
     best = np.argsort(-ranked, kind="stable")[:k]
-    rows = np.column_stack([boxes[anchors[best // scores.shape[1]]], ranked[best], best % scores.shape[1]])
-    return rows[rows[:, 4] > conf]
+    chosen = anchors[best // scores.shape[1]]
+    rows = np.column_stack([boxes[chosen], ranked[best], best % scores.shape[1]])
+    kept = rows[:, 4] > conf
+    return rows[kept], chosen[kept]
 
 
 def import_depthai_nodes():

@@ -41,6 +41,7 @@ E2E_OUTPUT = "output_yolo26"  # the one output name depthai-nodes' yolo26 subtyp
 # Heads cut here, by task (their exact class: subclasses such as WorldDetect/YOLOEDetect or
 # Pose26 compute their outputs differently, and no depthai-nodes parser reads those as cut)
 CUT_HEADS = {"detect": ("Detect", "v10Detect"), "segment": ("Segment",), "pose": ("Pose",)}
+E2E_HEADS = {"detect": ("Detect", "v10Detect"), "segment": (), "pose": ("Pose26",)}  # their one-to-one branches
 
 
 def import_ultralytics():
@@ -140,12 +141,13 @@ def has_one_to_one(head: Any) -> bool:
 def check_head(head: Any, task: str, name: str) -> None:
     """Refuse, in one line, a head whose outputs no depthai-nodes YOLO parser decodes."""
     layout = type(head).__name__
-    if has_one_to_one(head) and task != "detect":
+    if has_one_to_one(head) and layout not in E2E_HEADS[task]:
         raise UnsupportedModelError(
-            f"{name} has an end-to-end (NMS-free) {layout} head; oakpipe decodes end-to-end detectors only",
+            f"{name} has an end-to-end (NMS-free) {layout} head; oakpipe decodes end-to-end detectors and pose "
+            "models only",
             f"export it with Ultralytics to ONNX and pass the .onnx (raw outputs), or use a YOLO11 {task} model",
         )
-    if layout not in CUT_HEADS[task]:
+    if layout not in CUT_HEADS[task] + E2E_HEADS[task]:
         raise UnsupportedModelError(
             f"{name} has a {layout} head, whose outputs no depthai-nodes parser decodes (oakpipe cuts Ultralytics' "
             f"{', '.join(CUT_HEADS[task])} heads: YOLOv5u, v8, v9, v10, 11, 26)",
@@ -155,15 +157,20 @@ def check_head(head: Any, task: str, name: str) -> None:
 
 def nms_free(cut: Any, head: Any, info: TaskInfo) -> tuple[nn.Module, TaskInfo]:
     """The one-to-one branch, cut where depthai-nodes' yolov10 / yolo26 subtype reads it."""
+    n_keypoints = 0
     if type(head).__name__ == "v10Detect":
         outputs = [f"output{i + 1}_yolov10" for i in range(len(info.strides))]
         cut.model[-1] = DetectCut(head, one_to_one=True)
         subtype = V10_SUBTYPE
+    elif info.task == "pose":
+        outputs = [E2E_OUTPUT, "kpt_output"]  # the names depthai-nodes' yolo26 pose mode reads
+        cut.model[-1] = DecodedPoseCut(head)
+        subtype, n_keypoints = E2E_SUBTYPE, int(head.kpt_shape[0])
     else:
         outputs = [E2E_OUTPUT]
         cut.model[-1] = DecodedCut(head)
         subtype = E2E_SUBTYPE
-    info = TaskInfo(info.task, info.names, outputs, info.strides, subtype, family=info.family)
+    info = TaskInfo(info.task, info.names, outputs, info.strides, subtype, n_keypoints=n_keypoints, family=info.family)
     return DetectExport(cut, outputs), info
 
 
@@ -242,6 +249,31 @@ class DecodedCut(nn.Module):
             scores = self.cls[i](feats[i]).view(b, self.nc, h * w).sigmoid()
             rows.append(torch.cat([corners, scores.amax(1, keepdim=True), scores], 1))
         return [torch.cat(rows, 2).permute(0, 2, 1)]  # a list, as the other cuts return (one named output)
+
+
+class DecodedPoseCut(DecodedCut):
+    """DecodedCut, then the one-to-one keypoints as depthai-nodes' yolo26 pose mode reads them:
+    (1, anchors, keypoints x 3), x and y decoded to input pixels, visibility as a probability
+    (Ultralytics' Pose26 decode: offset plus cell centre, times the stride)."""
+
+    def __init__(self, head: Any) -> None:  # an Ultralytics head: its attributes are untyped
+        super().__init__(head)
+        self.features, self.kpts, self.kpt_shape = head.one2one_cv4, head.one2one_cv4_kpts, tuple(head.kpt_shape)
+        self.type = "DecodedPoseCut"  # type: ignore[method-assign, assignment]
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        outputs = super().forward(feats)
+        points = []
+        for i in range(self.nl):
+            raw = self.kpts[i](self.features[i](feats[i]))
+            b, _, h, w = raw.shape
+            y = raw.view(b, self.kpt_shape[0], self.kpt_shape[1], h * w)
+            gy, gx = torch.meshgrid(torch.arange(h, dtype=raw.dtype), torch.arange(w, dtype=raw.dtype), indexing="ij")
+            centres = torch.stack([gx.reshape(-1), gy.reshape(-1)])[None, None] + 0.5  # (1, 1, 2, h*w)
+            xy = (y[:, :, :2] + centres) * self.strides[i]
+            decoded = torch.cat([xy, y[:, :, 2:].sigmoid()], 2) if self.kpt_shape[1] == 3 else xy
+            points.append(decoded.reshape(b, self.kpt_shape[0] * self.kpt_shape[1], h * w))
+        return outputs + [torch.cat(points, 2).permute(0, 2, 1)]
 
 
 class SegmentCut(DetectCut):

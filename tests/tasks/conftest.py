@@ -108,3 +108,13 @@ def y26_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="session")
 def y26_export(y26_checkpoint, tmp_path_factory):
     return _export(y26_checkpoint, "y26_export", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def y26pose_checkpoint(tmp_path_factory):
+    return _checkpoint("yolo26n-pose.yaml", "yolo_26_pose", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def y26pose_export(y26pose_checkpoint, tmp_path_factory):
+    return _export(y26pose_checkpoint, "y26_pose_export", tmp_path_factory)

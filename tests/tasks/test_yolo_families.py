@@ -67,22 +67,23 @@ def test_nms_free_selection_keeps_a_second_class_of_one_anchor_as_ultralytics_do
 
     boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]], np.float64)
     scores = np.array([[0.9, 0.8, 0.0], [0.1, 0.2, 0.3], [0.05, 0.0, 0.0]])
-    rows = select_top(boxes, scores, conf=0.1, max_det=3)
+    rows, anchors = select_top(boxes, scores, conf=0.1, max_det=3)
     np.testing.assert_array_equal(rows[:, 4:], [[0.9, 0], [0.8, 1], [0.3, 2]])  # copies of the scores: exact
     np.testing.assert_array_equal(rows[:, :4], boxes[[0, 0, 1]])
-    assert len(select_top(boxes, scores, conf=0.1, max_det=1)) == 1  # max_det before the threshold
+    np.testing.assert_array_equal(anchors, [0, 0, 1])
+    assert len(select_top(boxes, scores, conf=0.1, max_det=1)[0]) == 1  # max_det before the threshold
 
 
-def test_an_end_to_end_pose_model_is_refused_in_one_line(tmp_path, capsys):
+def test_an_end_to_end_segmenter_is_refused_in_one_line(tmp_path, capsys):
     pytest.importorskip("ultralytics")
     from oakpipe.cli import main
     from tests.fixtures import torchvision_shim
 
     torchvision_shim.install()
-    code = main(["convert", "yolo26n-pose.yaml", "--input-shape", f"1,3,{SIZE},{SIZE}", "--out", str(tmp_path / "out")])
+    code = main(["convert", "yolo26n-seg.yaml", "--input-shape", f"1,3,{SIZE},{SIZE}", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 3 and "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("oakpipe: ")]
-    assert len(lines) == 1 and "end-to-end (NMS-free) Pose26 head" in lines[0], err
+    assert len(lines) == 1 and "end-to-end (NMS-free) Segment26 head" in lines[0], err
     assert "ONNX" in err  # what to do
     assert not list((tmp_path / "out").glob("*.onnx"))  # nothing exported
