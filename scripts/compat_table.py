@@ -142,6 +142,7 @@ MODELS = [
     Entry("yolov10n", "Ultralytics YOLOv10 (NMS-free)", 320, ultralytics("yolov10n.yaml", 320)),
     Entry("yolo26n", "Ultralytics YOLO26 (NMS-free)", 320, ultralytics("yolo26n.yaml", 320)),
     Entry("yolo26n-pose", "Ultralytics YOLO26 (NMS-free)", 320, ultralytics("yolo26n-pose.yaml", 320)),
+    Entry("yolo26n-seg", "Ultralytics YOLO26 (NMS-free)", 320, ultralytics("yolo26n-seg.yaml", 320)),
     Entry("yolo11n-seg", "Ultralytics YOLO11", 320, ultralytics("yolo11n-seg.yaml", 320)),
     Entry("yolo11n-pose", "Ultralytics YOLO11", 320, ultralytics("yolo11n-pose.yaml", 320)),
     Entry("yolo11n-cls", "Ultralytics YOLO11", 224, ultralytics("yolo11n-cls.yaml", 224)),

@@ -127,9 +127,11 @@ class TaskDecoder:
             return Decoded("classify", top=self._top(scores))
         if self.name == "YOLOExtendedParser":
             rows = yolo_nms_output(extracted)
-            if extracted.masks_outputs_values:
+            if extracted.masks_outputs_values or extracted.v26_mask_coeffs is not None:
                 detections = self._boxes(rows)
-                return Decoded("segment", detections=detections, masks=self._masks(rows, detections, extracted))
+                masks = self._masks(rows, detections, extracted)
+                shown = masks.any(axis=(1, 2))  # as Ultralytics: a box without mask pixels goes
+                return Decoded("segment", detections=[d for d, keep in zip(detections, shown) if keep], masks=masks[shown])
             task = "pose" if extracted.kpts_outputs or extracted.v26_pose_kpts is not None else "detect"
             return Decoded(task, detections=self._boxes(rows, extracted.n_keypoints))
         if self.name == "SegmentationParser":  # argmax over the class axis; 255 = no class
@@ -167,10 +169,10 @@ class TaskDecoder:
         from depthai_nodes.node.parsers.utils.masks_utils import process_single_mask
 
         masks = np.zeros((len(detections), self.height, self.width), bool)
-        protos, length = inputs.protos_output[0], inputs.protos_len
+        end_to_end = inputs.v26_mask_coeffs is not None  # rows carry the coefficients (nms_free_rows)
+        protos = inputs.v26_protos if end_to_end else inputs.protos_output[0]
         for i, det in enumerate(detections):
-            head, anchor, x, y = rows[i, 6:10].astype(int)
-            coefficients = inputs.masks_outputs_values[head][0, anchor * length : (anchor + 1) * length, y, x]
+            coefficients = rows[i, 6:].astype(np.float32) if end_to_end else per_stride_coefficients(rows[i], inputs)
             x1, y1, x2, y2 = det.box
             box = np.array([(x1 + x2) / 2 / self.width, (y1 + y2) / 2 / self.height,
                             (x2 - x1) / self.width, (y2 - y1) / self.height])
@@ -180,6 +182,13 @@ class TaskDecoder:
 
     def _name(self, class_id: int) -> str:
         return self.classes[class_id] if 0 <= class_id < len(self.classes) else str(class_id)
+
+
+def per_stride_coefficients(row: np.ndarray, inputs) -> np.ndarray:
+    """A per-stride segmentation row's mask coefficients: the row carries its head, anchor and cell."""
+    head, anchor, x, y = row[6:10].astype(int)
+    length = inputs.protos_len
+    return inputs.masks_outputs_values[head][0, anchor * length : (anchor + 1) * length, y, x]
 
 
 def yolo_nms_output(inputs) -> np.ndarray:
@@ -226,8 +235,9 @@ def nms_free_rows(inputs) -> np.ndarray:
             for out, stride in zip(inputs.outputs_values, inputs.strides)]).astype(np.float64)
         boxes = xywh_to_xyxy(table[:, :4])  # from (cx, cy, w, h) in pixels
     rows, anchors = select_top(boxes, table[:, 5:], inputs.conf_threshold, inputs.max_det)
-    if inputs.v26_pose_kpts is not None:  # each box's keypoints: x, y in pixels, visibility
-        rows = np.column_stack([rows, inputs.v26_pose_kpts[0][anchors].astype(np.float64)])
+    extra = inputs.v26_pose_kpts if inputs.v26_pose_kpts is not None else inputs.v26_mask_coeffs
+    if extra is not None:  # each box's keypoints (x, y in pixels, visibility) or mask coefficients
+        rows = np.column_stack([rows, extra[0][anchors].astype(np.float64)])
     return rows
 
 

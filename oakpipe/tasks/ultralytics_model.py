@@ -41,7 +41,7 @@ E2E_OUTPUT = "output_yolo26"  # the one output name depthai-nodes' yolo26 subtyp
 # Heads cut here, by task (their exact class: subclasses such as WorldDetect/YOLOEDetect or
 # Pose26 compute their outputs differently, and no depthai-nodes parser reads those as cut)
 CUT_HEADS = {"detect": ("Detect", "v10Detect"), "segment": ("Segment",), "pose": ("Pose",)}
-E2E_HEADS = {"detect": ("Detect", "v10Detect"), "segment": (), "pose": ("Pose26",)}  # their one-to-one branches
+E2E_HEADS = {"detect": ("Detect", "v10Detect"), "segment": ("Segment26",), "pose": ("Pose26",)}  # their one-to-one branches
 
 
 def import_ultralytics():
@@ -143,8 +143,8 @@ def check_head(head: Any, task: str, name: str) -> None:
     layout = type(head).__name__
     if has_one_to_one(head) and layout not in E2E_HEADS[task]:
         raise UnsupportedModelError(
-            f"{name} has an end-to-end (NMS-free) {layout} head; oakpipe decodes end-to-end detectors and pose "
-            "models only",
+            f"{name} has an end-to-end (NMS-free) {layout} head; oakpipe cuts the end-to-end heads of "
+            "YOLOv10 and YOLO26 (detect, segment, pose) only",
             f"export it with Ultralytics to ONNX and pass the .onnx (raw outputs), or use a YOLO11 {task} model",
         )
     if layout not in CUT_HEADS[task] + E2E_HEADS[task]:
@@ -166,11 +166,17 @@ def nms_free(cut: Any, head: Any, info: TaskInfo) -> tuple[nn.Module, TaskInfo]:
         outputs = [E2E_OUTPUT, "kpt_output"]  # the names depthai-nodes' yolo26 pose mode reads
         cut.model[-1] = DecodedPoseCut(head)
         subtype, n_keypoints = E2E_SUBTYPE, int(head.kpt_shape[0])
+    elif info.task == "segment":
+        outputs = [E2E_OUTPUT, "output_masks", "protos_output"]  # the names its yolo26 segment mode reads
+        cut.model[-1] = DecodedSegmentCut(head)
+        subtype = E2E_SUBTYPE
     else:
         outputs = [E2E_OUTPUT]
         cut.model[-1] = DecodedCut(head)
         subtype = E2E_SUBTYPE
-    info = TaskInfo(info.task, info.names, outputs, info.strides, subtype, n_keypoints=n_keypoints, family=info.family)
+    n_prototypes = int(head.nm) if info.task == "segment" else 0
+    info = TaskInfo(info.task, info.names, outputs, info.strides, subtype, n_keypoints=n_keypoints,
+                    n_prototypes=n_prototypes, family=info.family)
     return DetectExport(cut, outputs), info
 
 
@@ -274,6 +280,22 @@ class DecodedPoseCut(DecodedCut):
             decoded = torch.cat([xy, y[:, :, 2:].sigmoid()], 2) if self.kpt_shape[1] == 3 else xy
             points.append(decoded.reshape(b, self.kpt_shape[0] * self.kpt_shape[1], h * w))
         return outputs + [torch.cat(points, 2).permute(0, 2, 1)]
+
+
+class DecodedSegmentCut(DecodedCut):
+    """DecodedCut, then the one-to-one mask coefficients (1, anchors, prototypes) and the
+    prototypes (1, prototypes, H/4, W/4), as depthai-nodes' yolo26 segment mode reads them."""
+
+    def __init__(self, head: Any) -> None:  # an Ultralytics head: its attributes are untyped
+        super().__init__(head)
+        self.coefficients, self.proto, self.nm = head.one2one_cv4, head.proto, int(head.nm)
+        self.type = "DecodedSegmentCut"  # type: ignore[method-assign, assignment]
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        outputs = super().forward(feats)
+        b = feats[0].shape[0]
+        coefficients = torch.cat([self.coefficients[i](feats[i]).view(b, self.nm, -1) for i in range(self.nl)], 2)
+        return outputs + [coefficients.permute(0, 2, 1), self.proto(feats)]  # Proto26 reads every stride
 
 
 class SegmentCut(DetectCut):

@@ -118,3 +118,13 @@ def y26pose_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="session")
 def y26pose_export(y26pose_checkpoint, tmp_path_factory):
     return _export(y26pose_checkpoint, "y26_pose_export", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def y26seg_checkpoint(tmp_path_factory):
+    return _checkpoint("yolo26n-seg.yaml", "yolo_26_seg", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def y26seg_export(y26seg_checkpoint, tmp_path_factory):
+    return _export(y26seg_checkpoint, "y26_seg_export", tmp_path_factory)

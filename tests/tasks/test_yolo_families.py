@@ -74,16 +74,16 @@ def test_nms_free_selection_keeps_a_second_class_of_one_anchor_as_ultralytics_do
     assert len(select_top(boxes, scores, conf=0.1, max_det=1)[0]) == 1  # max_det before the threshold
 
 
-def test_an_end_to_end_segmenter_is_refused_in_one_line(tmp_path, capsys):
+def test_a_head_no_parser_reads_is_refused_in_one_line(tmp_path, capsys):
     pytest.importorskip("ultralytics")
     from oakpipe.cli import main
     from tests.fixtures import torchvision_shim
 
     torchvision_shim.install()
-    code = main(["convert", "yolo26n-seg.yaml", "--input-shape", f"1,3,{SIZE},{SIZE}", "--out", str(tmp_path / "out")])
+    code = main(["convert", "yolov8s-worldv2.yaml", "--input-shape", f"1,3,{SIZE},{SIZE}", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 3 and "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("oakpipe: ")]
-    assert len(lines) == 1 and "end-to-end (NMS-free) Segment26 head" in lines[0], err
+    assert len(lines) == 1 and "has a WorldDetect head, whose outputs no depthai-nodes parser decodes" in lines[0], err
     assert "ONNX" in err  # what to do
     assert not list((tmp_path / "out").glob("*.onnx"))  # nothing exported
