@@ -244,15 +244,20 @@ def nms_free_rows(inputs) -> np.ndarray:
 def select_top(boxes: np.ndarray, scores: np.ndarray, conf: float, max_det: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows [x1, y1, x2, y2, score, class] by Ultralytics' end-to-end rule (``Detect.postprocess``
     then the predictor's threshold): the max_det anchors of best class score, the max_det best
-    of their (anchor, class) scores, those above ``conf``; and each row's anchor."""
-    k = min(max_det, len(scores))
-    anchors = np.argsort(-scores.max(axis=1), kind="stable")[:k]
-    ranked = scores[anchors].ravel()
-    best = np.argsort(-ranked, kind="stable")[:k]
-    chosen = anchors[best // scores.shape[1]]
-    rows = np.column_stack([boxes[chosen], ranked[best], best % scores.shape[1]])
-    kept = rows[:, 4] > conf
-    return rows[kept], chosen[kept]
+    of their (anchor, class) scores, those above ``conf``; and each row's anchor.
+
+    Scores at or under ``conf`` are set aside first: they would be dropped at the end, and
+    every score above it ranks before them, so the rows are the same (a full sort of the
+    anchors x classes scores costs ~7 ms a frame at 320x320)."""
+    best = scores.max(axis=1)
+    candidates = np.flatnonzero(best > conf)
+    anchors = candidates[np.argsort(-best[candidates], kind="stable")[:max_det]]
+    rank, classes = np.nonzero(scores[anchors] > conf)  # row-major, as Ultralytics flattens them
+    values = scores[anchors[rank], classes]
+    top = np.argsort(-values, kind="stable")[:max_det]
+    chosen = anchors[rank[top]]
+    rows = np.column_stack([boxes[chosen], values[top], classes[top]]) if len(top) else np.zeros((0, 6))
+    return rows, chosen
 
 
 def import_depthai_nodes():
