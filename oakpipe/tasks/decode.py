@@ -192,7 +192,8 @@ def per_stride_coefficients(row: np.ndarray, inputs) -> np.ndarray:
 
 
 def yolo_nms_output(inputs) -> np.ndarray:
-    """depthai-nodes' YOLO decode and NMS on the parser's extracted inputs: rows in input pixels.
+    """depthai-nodes' YOLO decode and NMS on the parser's extracted inputs: rows in input pixels
+    (end-to-end heads: ``nms_free_rows``, no NMS).
 
     The parser's ``compute`` goes one step further: it converts to normalized (cx, cy, w, h)
     and clips each of the four to [0, 1], which moves any box that crosses the frame's edge

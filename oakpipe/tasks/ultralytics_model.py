@@ -19,7 +19,9 @@ one-to-one branch, as Luxonis' tools do and as Ultralytics' ``predict(nms=False)
 cut where depthai-nodes' parser for each expects it: YOLOv10 per stride like v8
 (``output1_yolov10``..), YOLO26 as one tensor of decoded boxes (``output_yolo26``: per anchor
 x1, y1, x2, y2 in input pixels, max score, class scores), since depthai-nodes' ``yolo26``
-subtype reads exactly that. Box corners up to the input size sit in FP16 within 0.25 px.
+subtype reads exactly that (and, for pose, ``kpt_output`` with keypoints in pixels; for
+segmentation, ``output_masks`` coefficients and ``protos_output``). Box corners up to the
+input size sit in FP16 within 0.25 px at 320x320.
 """
 
 from __future__ import annotations
