@@ -40,10 +40,11 @@ from oakpipe.tasks.info import TaskInfo
 SUBTYPE = "yolov8"  # depthai-nodes decodes v8, v9, 11 and v5u anchor-free heads alike
 V10_SUBTYPE, E2E_SUBTYPE = "yolov10", "yolo26"  # depthai-nodes' subtypes for the one-to-one branches
 E2E_OUTPUT = "output_yolo26"  # the one output name depthai-nodes' yolo26 subtype reads
-# Heads cut here, by task (their exact class: subclasses such as WorldDetect/YOLOEDetect or
-# Pose26 compute their outputs differently, and no depthai-nodes parser reads those as cut)
+# Heads cut here, by task and exact class (subclasses such as WorldDetect or YOLOEDetect compute
+# their outputs differently): CUT_HEADS with their one-to-many branch (the only one left in a
+# checkpoint fused for it), E2E_HEADS with their one-to-one branch
 CUT_HEADS = {"detect": ("Detect", "v10Detect"), "segment": ("Segment",), "pose": ("Pose",)}
-E2E_HEADS = {"detect": ("Detect", "v10Detect"), "segment": ("Segment26",), "pose": ("Pose26",)}  # their one-to-one branches
+E2E_HEADS = {"detect": ("Detect", "v10Detect"), "segment": ("Segment26",), "pose": ("Pose26",)}
 
 
 def import_ultralytics():
@@ -142,19 +143,20 @@ def has_one_to_one(head: Any) -> bool:
 
 def check_head(head: Any, task: str, name: str) -> None:
     """Refuse, in one line, a head whose outputs no depthai-nodes YOLO parser decodes."""
-    layout = type(head).__name__
-    if has_one_to_one(head) and layout not in E2E_HEADS[task]:
+    layout, end_to_end = type(head).__name__, has_one_to_one(head)
+    if layout in (E2E_HEADS if end_to_end else CUT_HEADS)[task]:
+        return
+    if end_to_end:
         raise UnsupportedModelError(
             f"{name} has an end-to-end (NMS-free) {layout} head; oakpipe cuts the end-to-end heads of "
             "YOLOv10 and YOLO26 (detect, segment, pose) only",
             f"export it with Ultralytics to ONNX and pass the .onnx (raw outputs), or use a YOLO11 {task} model",
         )
-    if layout not in CUT_HEADS[task] + E2E_HEADS[task]:
-        raise UnsupportedModelError(
-            f"{name} has a {layout} head, whose outputs no depthai-nodes parser decodes (oakpipe cuts Ultralytics' "
-            f"{', '.join(CUT_HEADS[task])} heads: YOLOv5u, v8, v9, v10, 11, 26)",
-            "export it with Ultralytics to ONNX and pass the .onnx (raw outputs, no decoding)",
-        )
+    raise UnsupportedModelError(
+        f"{name} has a {layout} head, whose outputs no depthai-nodes parser decodes (oakpipe cuts Ultralytics' "
+        f"{', '.join(CUT_HEADS[task])} heads: YOLOv5u, v8, v9, v10, 11, 26)",
+        "export it with Ultralytics to ONNX and pass the .onnx (raw outputs, no decoding)",
+    )
 
 
 def nms_free(cut: Any, head: Any, info: TaskInfo) -> tuple[nn.Module, TaskInfo]:
