@@ -4,7 +4,8 @@ Ultralytics' own ``predict`` on the same image and thresholds.
 The model has random weights with recalibrated BatchNorm statistics (no trained weights can
 be downloaded here), so its class scores stay low on photos (under 0.2 on the
 astronaut at 320x320): the match test lowers the confidence threshold to CONF so that it
-compares about fifty boxes rather than one.
+compares about fifty boxes rather than one. yolo11n runs NMS; yolov10n and yolo26n are
+end-to-end (NMS-free) and compared with ``predict(nms=False)``, the branch oakpipe exports.
 """
 
 from __future__ import annotations
