@@ -139,6 +139,10 @@ def segmenter(name: str) -> Callable[[], nn.Module]:
 MODELS = [
     Entry("yolov8n", "Ultralytics YOLOv8", 320, ultralytics("yolov8n.yaml", 320)),
     Entry("yolo11n", "Ultralytics YOLO11", 320, ultralytics("yolo11n.yaml", 320)),
+    Entry("yolov10n", "Ultralytics YOLOv10 (NMS-free)", 320, ultralytics("yolov10n.yaml", 320)),
+    Entry("yolo26n", "Ultralytics YOLO26 (NMS-free)", 320, ultralytics("yolo26n.yaml", 320)),
+    Entry("yolo26n-pose", "Ultralytics YOLO26 (NMS-free)", 320, ultralytics("yolo26n-pose.yaml", 320)),
+    Entry("yolo26n-seg", "Ultralytics YOLO26 (NMS-free)", 320, ultralytics("yolo26n-seg.yaml", 320)),
     Entry("yolo11n-seg", "Ultralytics YOLO11", 320, ultralytics("yolo11n-seg.yaml", 320)),
     Entry("yolo11n-pose", "Ultralytics YOLO11", 320, ultralytics("yolo11n-pose.yaml", 320)),
     Entry("yolo11n-cls", "Ultralytics YOLO11", 224, ultralytics("yolo11n-cls.yaml", 224)),

@@ -18,6 +18,14 @@ SSD_SUBTYPE = "ssd"  # oakpipe.tasks.torchvision_ssd.SUBTYPE (not imported: that
 CONF_THRESHOLD = 0.25  # Ultralytics' predict default
 IOU_THRESHOLD = 0.45
 MAX_DET = 300
+# End-to-end (NMS-free) heads: Ultralytics' predict takes their max_det best boxes above the
+# confidence threshold, with no NMS. depthai-nodes' yolo26 subtype does exactly that; its
+# yolov10 subtype runs the v8 NMS, which drops a box only when its IoU with a better box of
+# the same class exceeds the threshold: at 1.0 it drops none (IoU never exceeds 1), leaving
+# threshold-then-max_det, Ultralytics' semantics. A lower threshold would remove the
+# overlapping boxes that Ultralytics keeps.
+NMS_FREE_SUBTYPES = ("yolov10", "yolo26")
+NMS_FREE_IOU = 1.0
 
 
 def archive_heads(task: dict, config: dict) -> list[dict]:
@@ -51,7 +59,8 @@ def head_fields(info: TaskInfo) -> dict:
         return ssd_head_fields(info)
     if info.task in ("detect", "pose", "segment"):
         metadata = {
-            "classes": info.names, "n_classes": len(info.names), "iou_threshold": IOU_THRESHOLD,
+            "classes": info.names, "n_classes": len(info.names),
+            "iou_threshold": NMS_FREE_IOU if info.subtype in NMS_FREE_SUBTYPES else IOU_THRESHOLD,
             "conf_threshold": CONF_THRESHOLD, "max_det": MAX_DET,
             "yolo_outputs": [o for o in info.outputs if "_yolo" in o], "subtype": info.subtype,
             "strides": info.strides,

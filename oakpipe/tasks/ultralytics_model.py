@@ -12,6 +12,16 @@ box decode, thresholding and NMS run on the host (depthai-nodes' YOLO parser). T
 compiler and FP16 handle the decode poorly (pixel coordinates up to the input size beside
 scores in [0, 1] in one concatenated tensor, anchor tables folded to constants) and the cut
 keeps the blob smaller; the per-stride layout is what depthai-nodes and Luxonis' archives use.
+
+End-to-end (NMS-free) heads, YOLOv10 and YOLO26, carry two branches: one-to-many (trained
+for NMS) and one-to-one (trained to give one box per object, no NMS). The export takes the
+one-to-one branch, as Luxonis' tools do and as Ultralytics' ``predict(nms=False)`` does,
+cut where depthai-nodes' parser for each expects it: YOLOv10 per stride like v8
+(``output1_yolov10``..), YOLO26 as one tensor of decoded boxes (``output_yolo26``: per anchor
+x1, y1, x2, y2 in input pixels, max score, class scores), since depthai-nodes' ``yolo26``
+subtype reads exactly that (and, for pose, ``kpt_output`` with keypoints in pixels; for
+segmentation, ``output_masks`` coefficients and ``protos_output``). Box corners up to the
+input size sit in FP16 within 0.25 px at 320x320.
 """
 
 from __future__ import annotations
@@ -28,6 +38,13 @@ from oakpipe.errors import ModelError, UnsupportedModelError, UserError
 from oakpipe.tasks.info import TaskInfo
 
 SUBTYPE = "yolov8"  # depthai-nodes decodes v8, v9, 11 and v5u anchor-free heads alike
+V10_SUBTYPE, E2E_SUBTYPE = "yolov10", "yolo26"  # depthai-nodes' subtypes for the one-to-one branches
+E2E_OUTPUT = "output_yolo26"  # the one output name depthai-nodes' yolo26 subtype reads
+# Heads cut here, by task and exact class (subclasses such as WorldDetect or YOLOEDetect compute
+# their outputs differently): CUT_HEADS with their one-to-many branch (the only one left in a
+# checkpoint fused for it), E2E_HEADS with their one-to-one branch
+CUT_HEADS = {"detect": ("Detect", "v10Detect"), "segment": ("Segment",), "pose": ("Pose",)}
+E2E_HEADS = {"detect": ("Detect", "v10Detect"), "segment": ("Segment26",), "pose": ("Pose26",)}
 
 
 def import_ultralytics():
@@ -97,15 +114,13 @@ def build(path: Path, declared_task: str | None = None) -> tuple[nn.Module, Task
             "export it with Ultralytics to ONNX and pass the .onnx (raw outputs, no decoding)",
         )
     head: Any = model.model[-1]  # type: ignore[index]  # Ultralytics' modules: untyped attributes
-    if getattr(head, "end2end", False):
-        raise UnsupportedModelError(
-            f"{path.name} has an end-to-end (NMS-free) head, which the RVC2 cut does not support yet",
-            "train a YOLOv8/YOLO11 (one-to-many) model, or export to ONNX and pass the .onnx",
-        )
+    check_head(head, task, path.name)
     if len(names) != head.nc:
         raise ModelError(f"{path.name} names {len(names)} classes but its head predicts {head.nc}", "fix model.names")
     cut: Any = copy.deepcopy(model)
     strides = [int(s) for s in head.stride.tolist()]
+    if has_one_to_one(head):
+        return nms_free(cut, head, TaskInfo(task, names, [], strides, family=family))
     outputs = [f"output{i + 1}_yolov8" for i in range(len(strides))]  # depthai-nodes selects "_yolo" layers
     if task == "pose":
         cut.model[-1] = PoseCut(head)
@@ -121,12 +136,63 @@ def build(path: Path, declared_task: str | None = None) -> tuple[nn.Module, Task
     return DetectExport(cut, outputs), info
 
 
-class DetectCut(nn.Module):
-    """Detect head up to the DFL: per stride [l, t, r, b (grid units), max score, class scores]."""
+def has_one_to_one(head: Any) -> bool:
+    """Whether the head has an end-to-end (NMS-free) one-to-one branch (YOLOv10, YOLO26)."""
+    return getattr(head, "one2one_cv2", None) is not None
 
-    def __init__(self, head: Any) -> None:  # an Ultralytics head: its attributes are untyped
+
+def check_head(head: Any, task: str, name: str) -> None:
+    """Refuse, in one line, a head whose outputs no depthai-nodes YOLO parser decodes."""
+    layout, end_to_end = type(head).__name__, has_one_to_one(head)
+    if layout in (E2E_HEADS if end_to_end else CUT_HEADS)[task]:
+        return
+    if end_to_end:
+        raise UnsupportedModelError(
+            f"{name} has an end-to-end (NMS-free) {layout} head; oakpipe cuts the end-to-end heads of "
+            "YOLOv10 and YOLO26 (detect, segment, pose) only",
+            f"export it with Ultralytics to ONNX and pass the .onnx (raw outputs), or use a YOLO11 {task} model",
+        )
+    raise UnsupportedModelError(
+        f"{name} has a {layout} head, whose outputs no depthai-nodes parser decodes (oakpipe cuts Ultralytics' "
+        f"{', '.join(CUT_HEADS[task])} heads: YOLOv5u, v8, v9, v10, 11, 26)",
+        "export it with Ultralytics to ONNX and pass the .onnx (raw outputs, no decoding)",
+    )
+
+
+def nms_free(cut: Any, head: Any, info: TaskInfo) -> tuple[nn.Module, TaskInfo]:
+    """The one-to-one branch, cut where depthai-nodes' yolov10 / yolo26 subtype reads it."""
+    n_keypoints = 0
+    if type(head).__name__ == "v10Detect":
+        outputs = [f"output{i + 1}_yolov10" for i in range(len(info.strides))]
+        cut.model[-1] = DetectCut(head, one_to_one=True)
+        subtype = V10_SUBTYPE
+    elif info.task == "pose":
+        outputs = [E2E_OUTPUT, "kpt_output"]  # the names depthai-nodes' yolo26 pose mode reads
+        cut.model[-1] = DecodedPoseCut(head)
+        subtype, n_keypoints = E2E_SUBTYPE, int(head.kpt_shape[0])
+    elif info.task == "segment":
+        outputs = [E2E_OUTPUT, "output_masks", "protos_output"]  # the names its yolo26 segment mode reads
+        cut.model[-1] = DecodedSegmentCut(head)
+        subtype = E2E_SUBTYPE
+    else:
+        outputs = [E2E_OUTPUT]
+        cut.model[-1] = DecodedCut(head)
+        subtype = E2E_SUBTYPE
+    n_prototypes = int(head.nm) if info.task == "segment" else 0
+    info = TaskInfo(info.task, info.names, outputs, info.strides, subtype, n_keypoints=n_keypoints,
+                    n_prototypes=n_prototypes, family=info.family)
+    return DetectExport(cut, outputs), info
+
+
+class DetectCut(nn.Module):
+    """Detect head up to the DFL: per stride [l, t, r, b (grid units), max score, class scores].
+
+    ``one_to_one`` takes the end-to-end branch (YOLOv10's NMS-free boxes and scores)."""
+
+    def __init__(self, head: Any, one_to_one: bool = False) -> None:  # an Ultralytics head: untyped attributes
         super().__init__()
-        self.box, self.cls, self.dfl = head.cv2, head.cv3, head.dfl
+        branch = head.one2one if one_to_one else head.one2many
+        self.box, self.cls, self.dfl = branch["box_head"], branch["cls_head"], head.dfl
         self.reg_max, self.nl = head.reg_max, head.nl
         self.f, self.i = head.f, head.i  # routing attributes Ultralytics reads, as is its "type"
         self.type = "DetectCut"  # type: ignore[method-assign, assignment]
@@ -166,6 +232,74 @@ class PoseCut(DetectCut):
             decoded = torch.cat([xy, y[:, :, 2:]], 2) if self.kpt_shape[1] == 3 else xy
             outputs.append(decoded.reshape(b, self.kpt_shape[0] * self.kpt_shape[1], h * w))
         return outputs
+
+
+class DecodedCut(nn.Module):
+    """The one-to-one branch decoded as depthai-nodes' yolo26 subtype reads it: one tensor
+    (1, anchors, 5 + classes), per anchor x1, y1, x2, y2 in input pixels, the max score and
+    the sigmoid class scores (stride 8 anchors first, row-major, as Ultralytics orders them)."""
+
+    def __init__(self, head: Any) -> None:  # an Ultralytics head: its attributes are untyped
+        super().__init__()
+        self.box, self.cls, self.dfl = head.one2one_cv2, head.one2one_cv3, head.dfl
+        self.reg_max, self.nl, self.nc = head.reg_max, head.nl, head.nc
+        self.strides = [float(s) for s in head.stride]
+        self.f, self.i = head.f, head.i  # routing attributes Ultralytics reads, as is its "type"
+        self.type = "DecodedCut"  # type: ignore[method-assign, assignment]
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        rows = []
+        for i in range(self.nl):
+            box = self.box[i](feats[i])
+            b, _, h, w = box.shape
+            distances = self.dfl(box.view(b, 4 * self.reg_max, h * w)).view(b, 4, h * w)  # l, t, r, b in cells
+            gy, gx = torch.meshgrid(torch.arange(h, dtype=box.dtype), torch.arange(w, dtype=box.dtype), indexing="ij")
+            centres = torch.stack([gx.reshape(-1), gy.reshape(-1)])[None] + 0.5  # (1, 2, h*w): cell centres
+            corners = torch.cat([centres - distances[:, :2], centres + distances[:, 2:]], 1) * self.strides[i]
+            scores = self.cls[i](feats[i]).view(b, self.nc, h * w).sigmoid()
+            rows.append(torch.cat([corners, scores.amax(1, keepdim=True), scores], 1))
+        return [torch.cat(rows, 2).permute(0, 2, 1)]  # a list, as the other cuts return (one named output)
+
+
+class DecodedPoseCut(DecodedCut):
+    """DecodedCut, then the one-to-one keypoints as depthai-nodes' yolo26 pose mode reads them:
+    (1, anchors, keypoints x 3), x and y decoded to input pixels, visibility as a probability
+    (Ultralytics' Pose26 decode: offset plus cell centre, times the stride)."""
+
+    def __init__(self, head: Any) -> None:  # an Ultralytics head: its attributes are untyped
+        super().__init__(head)
+        self.features, self.kpts, self.kpt_shape = head.one2one_cv4, head.one2one_cv4_kpts, tuple(head.kpt_shape)
+        self.type = "DecodedPoseCut"  # type: ignore[method-assign, assignment]
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        outputs = super().forward(feats)
+        points = []
+        for i in range(self.nl):
+            raw = self.kpts[i](self.features[i](feats[i]))
+            b, _, h, w = raw.shape
+            y = raw.view(b, self.kpt_shape[0], self.kpt_shape[1], h * w)
+            gy, gx = torch.meshgrid(torch.arange(h, dtype=raw.dtype), torch.arange(w, dtype=raw.dtype), indexing="ij")
+            centres = torch.stack([gx.reshape(-1), gy.reshape(-1)])[None, None] + 0.5  # (1, 1, 2, h*w)
+            xy = (y[:, :, :2] + centres) * self.strides[i]
+            decoded = torch.cat([xy, y[:, :, 2:].sigmoid()], 2) if self.kpt_shape[1] == 3 else xy
+            points.append(decoded.reshape(b, self.kpt_shape[0] * self.kpt_shape[1], h * w))
+        return outputs + [torch.cat(points, 2).permute(0, 2, 1)]
+
+
+class DecodedSegmentCut(DecodedCut):
+    """DecodedCut, then the one-to-one mask coefficients (1, anchors, prototypes) and the
+    prototypes (1, prototypes, H/4, W/4), as depthai-nodes' yolo26 segment mode reads them."""
+
+    def __init__(self, head: Any) -> None:  # an Ultralytics head: its attributes are untyped
+        super().__init__(head)
+        self.coefficients, self.proto, self.nm = head.one2one_cv4, head.proto, int(head.nm)
+        self.type = "DecodedSegmentCut"  # type: ignore[method-assign, assignment]
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        outputs = super().forward(feats)
+        b = feats[0].shape[0]
+        coefficients = torch.cat([self.coefficients[i](feats[i]).view(b, self.nm, -1) for i in range(self.nl)], 2)
+        return outputs + [coefficients.permute(0, 2, 1), self.proto(feats)]  # Proto26 reads every stride
 
 
 class SegmentCut(DetectCut):

@@ -88,3 +88,43 @@ def seg_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="session")
 def seg_export(seg_checkpoint, tmp_path_factory):
     return _export(seg_checkpoint, "seg_export", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def v10_checkpoint(tmp_path_factory):
+    return _checkpoint("yolov10n.yaml", "yolo_v10", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def v10_export(v10_checkpoint, tmp_path_factory):
+    return _export(v10_checkpoint, "v10_export", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def y26_checkpoint(tmp_path_factory):
+    return _checkpoint("yolo26n.yaml", "yolo_26", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def y26_export(y26_checkpoint, tmp_path_factory):
+    return _export(y26_checkpoint, "y26_export", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def y26pose_checkpoint(tmp_path_factory):
+    return _checkpoint("yolo26n-pose.yaml", "yolo_26_pose", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def y26pose_export(y26pose_checkpoint, tmp_path_factory):
+    return _export(y26pose_checkpoint, "y26_pose_export", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def y26seg_checkpoint(tmp_path_factory):
+    return _checkpoint("yolo26n-seg.yaml", "yolo_26_seg", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def y26seg_export(y26seg_checkpoint, tmp_path_factory):
+    return _export(y26seg_checkpoint, "y26_seg_export", tmp_path_factory)

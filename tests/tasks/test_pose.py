@@ -18,7 +18,14 @@ pytestmark = pytest.mark.toolchain
 CONF = 0.005
 
 
-def test_pose_boxes_and_keypoints_match_ultralytics_predict(pose_checkpoint, pose_export):
+MODELS = {  # fixture prefix: output names, predict settings (YOLO26: its NMS-free branch, nms=False)
+    "pose": (["kpt_output1", "kpt_output2", "kpt_output3"], {"iou": IOU}),
+    "y26pose": (["kpt_output"], {"nms": False}),
+}
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_pose_boxes_and_keypoints_match_ultralytics_predict(model, request):
     import onnxruntime as ort
     from luxonis_ml.nn_archive.config import Config
     from ultralytics import YOLO
@@ -26,18 +33,19 @@ def test_pose_boxes_and_keypoints_match_ultralytics_predict(pose_checkpoint, pos
     from oakpipe.live.archive_input import read_config
     from oakpipe.tasks.decode import TaskDecoder
 
+    pose_checkpoint, pose_export = (request.getfixturevalue(f"{model}_{kind}") for kind in ("checkpoint", "export"))
+    outputs, settings = MODELS[model]
     config = read_config(pose_export.archive)[0]
     Config(**config)
     metadata = config["model"]["heads"][0]["metadata"]
-    assert metadata["n_keypoints"] == 17 and metadata["keypoints_outputs"] == ["kpt_output1", "kpt_output2",
-                                                                              "kpt_output3"]
+    assert metadata["n_keypoints"] == 17 and metadata["keypoints_outputs"] == outputs
     frame, _ = photo_frame()
     x = np.ascontiguousarray((frame[..., ::-1].astype(np.float32) / 255.0).transpose(2, 0, 1)[None])
     session = ort.InferenceSession(str(pose_export.onnx), providers=["CPUExecutionProvider"])
-    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"input": x})))
-    ours = TaskDecoder.for_archive(pose_export.archive, conf=CONF, iou=IOU).decode(outputs).detections
+    raw = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"input": x})))
+    ours = TaskDecoder.for_archive(pose_export.archive, conf=CONF, iou=IOU).decode(raw).detections
 
-    predicted = YOLO(str(pose_checkpoint)).predict(frame, imgsz=SIZE, conf=CONF, iou=IOU, verbose=False)[0]
+    predicted = YOLO(str(pose_checkpoint)).predict(frame, imgsz=SIZE, conf=CONF, verbose=False, **settings)[0]
     boxes, classes = predicted.boxes.xyxy.numpy(), predicted.boxes.cls.numpy()
     points = predicted.keypoints.data.numpy()  # (n, 17, 3): x, y, visibility
     assert len(boxes) >= 5, f"too few boxes to compare ({len(boxes)}): lower CONF"

@@ -16,7 +16,11 @@ CONF = 0.005
 MASK_IOU = 0.8  # both crop prototypes x coefficients to the box at 1/4 resolution; resampling differs
 
 
-def test_segment_boxes_and_masks_match_ultralytics_predict(seg_checkpoint, seg_export):
+MODELS = {"seg": {"iou": IOU}, "y26seg": {"nms": False}}  # fixture prefix: predict settings (YOLO26: NMS-free)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_segment_boxes_and_masks_match_ultralytics_predict(model, request):
     import onnxruntime as ort
     from luxonis_ml.nn_archive.config import Config
     from ultralytics import YOLO
@@ -24,6 +28,7 @@ def test_segment_boxes_and_masks_match_ultralytics_predict(seg_checkpoint, seg_e
     from oakpipe.live.archive_input import read_config
     from oakpipe.tasks.decode import TaskDecoder
 
+    seg_checkpoint, seg_export = (request.getfixturevalue(f"{model}_{kind}") for kind in ("checkpoint", "export"))
     config = read_config(seg_export.archive)[0]
     Config(**config)
     assert config["model"]["heads"][0]["metadata"]["protos_outputs"] == "protos_output"
@@ -33,7 +38,7 @@ def test_segment_boxes_and_masks_match_ultralytics_predict(seg_checkpoint, seg_e
     outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"input": x})))
     decoded = TaskDecoder.for_archive(seg_export.archive, conf=CONF, iou=IOU).decode(outputs)
 
-    predicted = YOLO(str(seg_checkpoint)).predict(frame, imgsz=SIZE, conf=CONF, iou=IOU, verbose=False)[0]
+    predicted = YOLO(str(seg_checkpoint)).predict(frame, imgsz=SIZE, conf=CONF, verbose=False, **MODELS[model])[0]
     boxes, classes = predicted.boxes.xyxy.numpy(), predicted.boxes.cls.numpy()
     theirs = predicted.masks.data.numpy() > 0.5  # (n, SIZE, SIZE)
     assert len(boxes) >= 5, f"too few boxes to compare ({len(boxes)}): lower CONF"

@@ -39,6 +39,17 @@ def test_a_detector_is_verified_on_its_decoded_boxes_at_every_stage(yolo_checkpo
     assert "decoded on the photo" in (yolo_export.folder / "verify.md").read_text()
 
 
+@pytest.mark.parametrize("model", ["v10", "y26"])
+def test_an_nms_free_detector_is_verified_on_its_decoded_boxes_at_every_stage(model, request):
+    """YOLOv10 (per-stride cut) and YOLO26 (boxes decoded on the device), NMS-free."""
+    report = reverify(request.getfixturevalue(f"{model}_checkpoint"), request.getfixturevalue(f"{model}_export"))
+    checks = {c["stage"]: c for c in report["task_checks"]}
+    assert set(checks) == {"onnx", "device", "ir", "ov2021", "fp16"}
+    for check in checks.values():
+        assert check["what"] == "boxes" and check["passed"], check
+        assert check["reference_count"] >= MIN_BOXES and check["matched_reference"] >= 0.9, check
+
+
 def test_a_stage_that_swaps_classes_or_moves_boxes_fails_the_task_check(yolo_export):
     import onnxruntime as ort
 
