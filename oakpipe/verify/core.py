@@ -231,11 +231,11 @@ def verify_subject(subject: VerifySubject, frames: list[tuple[str, np.ndarray]],
         report.blame = blame(failed[0].stage, subject, truth, raw[0], xs[0])
         if failed[0].stage == "fp16" and subject.module is None and report.fp16_overflows:
             report.blame = fp16_ranges.describe(report.fp16_overflows[0])  # no modules: the range check names it
-    if (failed or failed_task or report.fp16_overflows) and subject.module is not None:
-        from oakpipe.verify.untrained import untrained_batchnorm
+    from oakpipe.verify.untrained import untrained_batchnorm, untrained_onnx_batchnorm
 
-        note = untrained_batchnorm(subject.module)
-        report.blame = f"{report.blame}; {note}" if note and report.blame else note or report.blame
+    note = (untrained_batchnorm(subject.module) if subject.module is not None
+            else untrained_onnx_batchnorm(subject.model_onnx))  # said whether the stages pass or fail
+    report.blame = f"{report.blame}; {note}" if note and report.blame else note or report.blame
     return report
 
 

@@ -24,3 +24,48 @@ def test_batchnorm_with_statistics_is_not_reported():
         net(torch.rand(4, 3, 16, 16))  # one pass in train mode moves the running statistics
     assert untrained_batchnorm(net.eval()) is None
     assert untrained_batchnorm(nn.Sequential(nn.Conv2d(3, 3, 1))) is None  # no BatchNorm at all
+
+
+def batchnorm_onnx(path, mean: float, var: float):
+    """A graph with a BatchNormalization node an exporter could not fold (it reads the input)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    constants = [numpy_helper.from_array(np.full(3, v, np.float32), name)
+                 for name, v in (("scale", 1.0), ("bias", 0.0), ("mean", mean), ("var", var))]
+    node = helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"], ["y"])
+    graph = helper.make_graph([node], "bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])], constants)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)]), str(path))
+    return path
+
+
+def test_an_onnx_file_with_untrained_batchnorm_nodes_is_told(tmp_path):
+    from oakpipe.verify.untrained import untrained_onnx_batchnorm
+
+    note = untrained_onnx_batchnorm(batchnorm_onnx(tmp_path / "fresh.onnx", 0.0, 1.0))
+    assert note is not None and note.startswith("1 of 1 BatchNorm layers") and "FP16 ranges" in note
+    assert untrained_onnx_batchnorm(batchnorm_onnx(tmp_path / "trained.onnx", 0.2, 0.7)) is None
+
+
+def test_batchnorm_folded_into_a_convolution_leaves_nothing_to_tell(tmp_path):
+    """The documented limit: an eval-mode export folds BatchNorm into the Conv before it."""
+    import onnx
+
+    from oakpipe import ConvertOptions
+    from oakpipe.stages.onnx_export import export_torch
+    from oakpipe.verify.untrained import untrained_onnx_batchnorm
+
+    path = tmp_path / "folded.onnx"
+    export_torch(small_net().eval(), ConvertOptions(model="halve", input_shape=(1, 3, 16, 16)), path)
+    assert not any(n.op_type == "BatchNormalization" for n in onnx.load(str(path)).graph.node)
+    assert untrained_onnx_batchnorm(path) is None
+
+
+def test_recalibrated_batchnorm_is_not_reported():
+    from tests.fixtures.ultralytics_models import recalibrate_batchnorm
+
+    net = small_net()
+    recalibrate_batchnorm(net, 32)  # statistics of photos, as the compatibility table's models get
+    assert untrained_batchnorm(net) is None
