@@ -37,7 +37,7 @@ def _fp32_stage(exact, reference, candidate, rounded=None, name="onnx"):
     comparison = worst_comparison([compare(reference, candidate)])
     stage = StageResult(name, "out", comparison, False, "<= 0.0001 rel")
     excuse_fp32_sensitivity([stage], [{"out": reference}], [{"out": exact}], {name: [{"out": candidate}]},
-                            None if rounded is None else [{"out": rounded}])
+                            None if rounded is None else [[{"out": rounded}]])
     return stage
 
 
