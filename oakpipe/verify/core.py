@@ -175,6 +175,7 @@ class VerifySubject:
     output_names: list[str]
     module: object | None = None  # torch.nn.Module; None for a model that started as ONNX
     task: dict | None = None  # the export's TaskInfo (manifest onnx info "task"): verify by task too
+    source_onnx: Path | None = None  # the user's ONNX file, before the import slimmed it (BatchNorm folded)
 
 
 def reference_contract(subject: VerifySubject) -> Preprocessing:
@@ -233,8 +234,9 @@ def verify_subject(subject: VerifySubject, frames: list[tuple[str, np.ndarray]],
             report.blame = fp16_ranges.describe(report.fp16_overflows[0])  # no modules: the range check names it
     from oakpipe.verify.untrained import untrained_batchnorm, untrained_onnx_batchnorm
 
+    source = subject.source_onnx if subject.source_onnx is not None and subject.source_onnx.is_file() else None
     note = (untrained_batchnorm(subject.module) if subject.module is not None
-            else untrained_onnx_batchnorm(subject.model_onnx))  # said whether the stages pass or fail
+            else untrained_onnx_batchnorm(source or subject.model_onnx))  # said whether the stages pass or fail
     report.blame = f"{report.blame}; {note}" if note and report.blame else note or report.blame
     return report
 

@@ -7,7 +7,8 @@ models fail the FP16 check for a reason no trained model has. Verify adds this n
 its verdict, failed or passed, so the user knows to pass real weights.
 
 An ONNX model is read the same way where its BatchNormalization nodes survived the export
-(mean and variance initializers all 0 and 1). A BatchNorm folded into the convolution before
+(mean and variance initializers all 0 and 1), in the user's file: oakpipe's own import folds
+them into the convolution before them. A BatchNorm folded into the convolution before
 it, as exporters do in eval mode, leaves no trace: untrained statistics scale the weights by
 1/sqrt(1 + eps), which no trained convolution's weights can be told apart from.
 """
@@ -26,7 +27,7 @@ def untrained_batchnorm(module) -> str | None:
     fresh = [m for m in norms if torch.all(m.running_mean == 0) and torch.all(m.running_var == 1)]  # type: ignore[arg-type]
     if not norms or len(fresh) <= UNTRAINED_SHARE * len(norms):
         return None
-    return note(len(fresh), len(norms))
+    return note(len(fresh), len(norms), "--weights FILE, or the best.pt training wrote")
 
 
 def untrained_onnx_batchnorm(path) -> str | None:
@@ -44,10 +45,10 @@ def untrained_onnx_batchnorm(path) -> str | None:
              and np.all(numpy_helper.to_array(constants[n.input[4]]) == 1)]
     if not known or len(fresh) <= UNTRAINED_SHARE * len(known):
         return None
-    return note(len(fresh), len(known))
+    return note(len(fresh), len(known), "export the ONNX file from the trained model")
 
 
-def note(fresh: int, total: int) -> str:
+def note(fresh: int, total: int, how: str) -> str:
     return (f"{fresh} of {total} BatchNorm layers still hold their initial statistics (mean 0, "
             "variance 1): the weights look untrained, so FP16 ranges and differences are meaningless for them; "
-            "pass trained weights (--weights FILE, or the best.pt training wrote)")
+            f"pass trained weights ({how})")

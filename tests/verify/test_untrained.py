@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -69,3 +70,39 @@ def test_recalibrated_batchnorm_is_not_reported():
     net = small_net()
     recalibrate_batchnorm(net, 32)  # statistics of photos, as the compatibility table's models get
     assert untrained_batchnorm(net) is None
+
+
+def conv_batchnorm_onnx(path, mean: float, var: float):
+    """Conv then BatchNormalization, as a file from elsewhere may come: oakpipe's import folds it."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.random.default_rng(0).normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32)
+    constants = [numpy_helper.from_array(weights, "w")] + [
+        numpy_helper.from_array(np.full(8, v, np.float32), name)
+        for name, v in (("scale", 1.0), ("bias", 0.0), ("mean", mean), ("var", var))]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["y"])]
+    graph = helper.make_graph(nodes, "convbn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])], constants)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)]), str(path))
+    return path
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("mean, var, told", [(0.0, 1.0, True), (0.1, 0.8, False)], ids=["fresh", "trained"])
+def test_an_onnx_files_own_batchnorm_is_read_though_the_import_folds_it(tmp_path, mean, var, told):
+    import json
+
+    import onnx
+
+    from oakpipe import ConvertOptions, convert
+
+    export = convert(ConvertOptions(model=str(conv_batchnorm_onnx(tmp_path / "net.onnx", mean, var)),
+                                    input_shape=(1, 3, 16, 16), out=tmp_path / "out"))
+    assert "BatchNormalization" not in {n.op_type for n in onnx.load(str(export.folder / "net.onnx")).graph.node}
+    report = json.loads((export.folder / "verify.json").read_text())
+    assert report["passed"]
+    assert ("initial statistics" in (report["blame"] or "")) == told
+    assert not told or "export the ONNX file from the trained model" in report["blame"]
