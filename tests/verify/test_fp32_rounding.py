@@ -39,7 +39,7 @@ def efficientnet(tmp_path_factory):
     names = ["output"]
     return {"path": path, "xs": xs, "reference": runners.torch_outputs(model, xs, names),
             "exact": runners.torch64_outputs(model, xs, names),
-            "rounded": runners.rounded64_outputs(model, xs, names)}
+            "rounded": list(runners.rounded64_outputs(model, xs, names))}
 
 
 def onnx_verdict(case: dict, path) -> core.StageResult:
