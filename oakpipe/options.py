@@ -74,6 +74,10 @@ def check_task(task: str | None, labels: Path | None) -> None:
     _choice("--task", TASK_CHOICES)(task)
     if labels is not None and task == "depth":
         raise UserError("--labels names classes, and a depth model has none", "drop --labels")
+    if labels is not None and Path(labels).is_file():  # a missing file is the path check's to say
+        from oakpipe.tasks.labels import read_labels
+
+        read_labels(Path(labels))  # empty or binary: refused before any stage runs
 
 
 def shape_value(value: str | Sequence[int]) -> tuple[int, int, int, int]:

@@ -19,8 +19,9 @@ from oakpipe.options import CONVERT_OPTIONS, ConvertOptions
 
 def examples(folder: Path) -> dict[str, tuple[Any, list[str], Any, Any]]:
     """name -> (API value, command-line words, YAML value, the value ConvertOptions holds)."""
-    for name in ("w.pt", "style.png", "photo.png", "labels.txt"):
+    for name in ("w.pt", "style.png", "photo.png"):
         (folder / name).write_bytes(b"")
+    (folder / "labels.txt").write_text("cat\ndog\n")  # read as the option is checked: names, not empty
     (folder / "weights").mkdir()
     path = lambda name: (str(folder / name), [str(folder / name)], str(folder / name), folder / name)  # noqa: E731
     return {

@@ -31,7 +31,7 @@ def build_module(source: ModelSource, options: ConvertOptions) -> nn.Module:
     elif source.kind == "ultralytics":
         from oakpipe.tasks.ultralytics_model import build_for_export
 
-        module = build_for_export(source.path, source.spec)
+        module = build_for_export(source.path, source.spec, options.labels)
     else:
         raise AssertionError(f"no torch module for a {source.kind} model")
     if source.kind in ("python", "module"):

@@ -216,8 +216,9 @@ def _verify_body(runner: Any, paths: dict[str, Path]) -> dict:
 
     options, manifest = runner.options, runner.manifest
     artifacts = {s: manifest.artifact(s, ".xml" if s == "ir" else ".onnx") for s in ("onnx", "device", "ir")}
-    report = verify_artifacts(runner.source.name, artifacts, manifest.data, runner.module(), options.verify_image,
-                              parse_tolerances(options.tolerance))
+    source = runner.source
+    report = verify_artifacts(source.name, artifacts, manifest.data, runner.module(), options.verify_image,
+                              parse_tolerances(options.tolerance), source.path if source.kind == "onnx" else None)
     report.preflight = manifest.stages.get("blob", {}).get("info", {}).get("preflight")
     write_reports(report, paths)
     failed = [s.stage for s in report.stages if not s.passed]

@@ -23,6 +23,7 @@ import numpy as np
 
 from oakpipe.errors import UserError
 from oakpipe.tasks.info import TaskInfo
+from oakpipe.tasks.labels import read_labels
 
 DECLARABLE = ("classify", "segment-semantic", "depth")
 LABEL_ATTRIBUTES = ("oakpipe_labels", "class_names")
@@ -52,7 +53,7 @@ def declared_task(task: str, labels: Path | None, module, onnx_path: Path, info:
 def class_names(labels: Path | None, module, count: int) -> list[str]:
     """From --labels, else the module's attribute, else the index; the count must match the head."""
     if labels is not None:
-        names = [line.strip() for line in Path(labels).read_text(encoding="utf-8").splitlines() if line.strip()]
+        names = read_labels(Path(labels))
         where = f"--labels {labels}"
     else:
         found = next((getattr(module, a) for a in LABEL_ATTRIBUTES if getattr(module, a, None) is not None), None)

@@ -36,6 +36,7 @@ from torch import nn
 
 from oakpipe.errors import ModelError, UnsupportedModelError, UserError
 from oakpipe.tasks.info import TaskInfo
+from oakpipe.tasks.labels import read_labels
 
 SUBTYPE = "yolov8"  # depthai-nodes decodes v8, v9, 11 and v5u anchor-free heads alike
 V10_SUBTYPE, E2E_SUBTYPE = "yolov10", "yolo26"  # depthai-nodes' subtypes for the one-to-one branches
@@ -67,21 +68,48 @@ def load_model(path: Path) -> nn.Module:
         try:
             return YOLO(str(path) if path.is_file() else path.name).model.float().eval()  # type: ignore[union-attr]
         except Exception as exc:
-            raise UserError(f"{path.name} is not an Ultralytics model YAML ({exc})", "check the file") from exc
+            raise UserError(
+                f"{path.name} is not a model YAML Ultralytics {ultralytics.__version__} can build ({reason(exc, path)})",
+                "pass a model YAML such as yolo11n.yaml (nc:, backbone: and head: lists of Ultralytics modules) "
+                "or a best.pt",
+            ) from exc
     from ultralytics.nn.tasks import torch_safe_load
 
     try:
         ckpt, _ = torch_safe_load(str(path), safe_only=True)
+    except (ModuleNotFoundError, AttributeError) as exc:  # a class this Ultralytics does not have
+        raise UserError(
+            f"{path.name} needs {reason(exc)}, which Ultralytics {ultralytics.__version__} lacks: it was saved by "
+            "another Ultralytics version (or holds classes outside Ultralytics' model format)",
+            "install the Ultralytics version that trained it (pip install -U ultralytics), or export it to ONNX "
+            "with that version and pass the .onnx",
+        ) from exc
     except Exception as exc:
         raise UserError(
-            f"{path.name} cannot be loaded by Ultralytics {ultralytics.__version__}: it is damaged, from an "
-            f"incompatible version, or holds classes outside Ultralytics' model format ({type(exc).__name__})",
+            f"{path.name} cannot be loaded by Ultralytics {ultralytics.__version__}: it is damaged (truncated?), "
+            f"from an incompatible version, or holds classes outside Ultralytics' model format ({reason(exc, path)})",
             "pass a checkpoint saved by Ultralytics 8.x (best.pt from `yolo train`), or export it to ONNX",
         ) from exc
     model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else None
     if not isinstance(model, nn.Module):
         raise UserError(f"{path.name} holds no Ultralytics model", "pass the best.pt that `yolo train` wrote")
     return model.float().eval()
+
+
+def reason(exc: Exception, path: Path | None = None) -> str:
+    """An exception as a few words for a one-line message: the missing module, or its type and
+    first line without Ultralytics' "ERROR" badge and the full path, shortened."""
+    text = str(exc).strip()
+    missing = re.search(r"module '([\w.]+)'", text) if isinstance(exc, ModuleNotFoundError) else None
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or missing):
+        return f"module {exc.name or missing.group(1)}"  # type: ignore[union-attr]
+    if isinstance(exc, KeyError):
+        return f"KeyError: {exc.args[0] if exc.args else ''}: not a key or module it knows"
+    first = re.sub(r"^ERROR[^\w/.]*", "", (text.splitlines() or [""])[0])
+    if path is not None:
+        first = first.replace(str(path), path.name)
+    first = first if len(first) <= 120 else first[:117] + "..."
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def task_of(model: nn.Module, declared: str | None = None) -> str:
@@ -100,13 +128,15 @@ def class_names(model: nn.Module) -> list[str]:
     return [str(n) for n in names]
 
 
-def build(path: Path, declared_task: str | None = None) -> tuple[nn.Module, TaskInfo]:
-    """The export-ready module (head cut for RVC2) and what its outputs mean."""
+def build(path: Path, declared_task: str | None = None, labels: Path | None = None) -> tuple[nn.Module, TaskInfo]:
+    """The export-ready module (head cut for RVC2) and what its outputs mean; ``labels``
+    (--labels) replaces the checkpoint's class names, one per class of the head."""
     model = load_model(path)
     task = task_of(model, declared_task)
-    names = class_names(model)
+    names = read_labels(labels) if labels is not None else class_names(model)
     family = f"ultralytics {import_ultralytics().__version__} {path.stem}"
     if task == "classify":
+        check_class_count(path, names, labels, int(model.model[-1].linear.out_features))  # type: ignore[index, union-attr]
         return ClassifyExport(model), TaskInfo("classify", names, ["output"], family=family)
     if task not in ("detect", "pose", "segment"):
         raise UnsupportedModelError(
@@ -115,8 +145,7 @@ def build(path: Path, declared_task: str | None = None) -> tuple[nn.Module, Task
         )
     head: Any = model.model[-1]  # type: ignore[index]  # Ultralytics' modules: untyped attributes
     check_head(head, task, path.name)
-    if len(names) != head.nc:
-        raise ModelError(f"{path.name} names {len(names)} classes but its head predicts {head.nc}", "fix model.names")
+    check_class_count(path, names, labels, int(head.nc))
     cut: Any = copy.deepcopy(model)
     strides = [int(s) for s in head.stride.tolist()]
     if has_one_to_one(head):
@@ -139,6 +168,18 @@ def build(path: Path, declared_task: str | None = None) -> tuple[nn.Module, Task
 def has_one_to_one(head: Any) -> bool:
     """Whether the head has an end-to-end (NMS-free) one-to-one branch (YOLOv10, YOLO26)."""
     return getattr(head, "one2one_cv2", None) is not None
+
+
+def check_class_count(path: Path, names: list[str], labels: Path | None, classes: int) -> None:
+    """One name per class the head predicts: the parsers, the drawing and --results index by it."""
+    if len(names) == classes:
+        return
+    if labels is not None:
+        raise UserError(f"--labels {labels} lists {len(names)} classes but {path.name}'s head predicts {classes}",
+                        "give one name per class, one per line, in class-id order")
+    raise ModelError(f"{path.name} names {len(names)} classes but its head predicts {classes}",
+                     f"pass --labels FILE with {classes} names, one per line (or re-save the checkpoint with "
+                     f"model.names listing {classes} classes)")
 
 
 def check_head(head: Any, task: str, name: str) -> None:
@@ -356,7 +397,7 @@ def bundled_yaml(spec: str) -> Path:
     return Path(spec)
 
 
-def build_for_export(path: Path | None, spec: str | None = None) -> nn.Module:
+def build_for_export(path: Path | None, spec: str | None = None, labels: Path | None = None) -> nn.Module:
     """``build``'s module, carrying its TaskInfo as ``oakpipe_task`` (read by the convert stages).
 
     ``spec`` keeps a bundled YAML's scale: ``yolo11s.yaml`` resolves to the file yolo11.yaml,
@@ -364,6 +405,6 @@ def build_for_export(path: Path | None, spec: str | None = None) -> nn.Module:
     assert path is not None
     if spec and path.suffix.lower() in (".yaml", ".yml") and not Path(spec).is_file():
         path = path.with_name(Path(spec).name)  # Ultralytics finds the unified file and the scale itself
-    module, info = build(path)
+    module, info = build(path, labels=labels)
     module.oakpipe_task = info  # type: ignore[assignment]
     return module

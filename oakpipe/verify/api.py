@@ -11,8 +11,10 @@ from oakpipe.verify.samples import sample_frames
 
 
 def verify_artifacts(name: str, artifacts: dict[str, Path], manifest: dict, module,
-                     image: Path | None = None, tolerances: Tolerances | None = None) -> VerifyReport:
-    """``artifacts`` maps onnx/device/ir to paths; ``module`` is the torch model or None."""
+                     image: Path | None = None, tolerances: Tolerances | None = None,
+                     source_onnx: Path | None = None) -> VerifyReport:
+    """``artifacts`` maps onnx/device/ir to paths; ``module`` is the torch model or None;
+    ``source_onnx`` the user's own ONNX file, for a model that came as one."""
     record = ExportManifest.from_dict(manifest)
     shape, pre = record.input_shape, record.preprocessing
     if shape is None or pre is None or not record.onnx_output_names:
@@ -22,6 +24,7 @@ def verify_artifacts(name: str, artifacts: dict[str, Path], manifest: dict, modu
         name=name, model_onnx=artifacts["onnx"], device_onnx=artifacts["device"], ir=artifacts["ir"],
         preprocessing=pre, input_shape=shape, output_names=record.onnx_output_names, module=module,
         task=record.onnx_task,  # set by convert's attach_task
+        source_onnx=source_onnx,
     )
     frames = sample_frames(shape[2], shape[3], image)
     return verify_subject(subject, frames, tolerances)

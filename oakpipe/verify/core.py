@@ -8,6 +8,8 @@ first stage that fails is named, and so is the first layer where it departs.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,16 +44,19 @@ DEFAULT_MIN_PSNR = {"onnx": 80.0, "device": 80.0, "ir": 35.0, "ov2021": 60.0, "f
 DEFAULT_MAX_RELATIVE = {"onnx": 1e-4, "device": 1e-4, "ir": 3e-2, "ov2021": 1e-3, "fp16": 3e-2}
 #: stage -> the later stage whose error includes all of its own: its bound is never stricter.
 INCLUDED_IN = {"ir": "fp16"}
-#: FP32 stages: when PyTorch's own FP32 result differs from FP64 by about as much as a stage
-#: (within this factor), the stage's difference is the model's rounding sensitivity.
+#: FP32 stages: when a stage's outputs are about as far from FP64 as FP32 rounding puts them
+#: (within this factor in mean error), the stage's difference is the model's rounding sensitivity.
 FP32_STAGES = ("onnx", "device", "ov2021")
 FP64_FACTOR = 2.0
 #: The largest single-element error is a noisy statistic (one element where the model is most
 #: sensitive to rounding; the two FP32 results round there independently), so the stage's max
-#: error from FP64 may reach this multiple of PyTorch FP32's own, while its MEAN error (stable over
+#: error from FP64 may reach this multiple of FP32 rounding's, while its MEAN error (stable over
 #: every element, and raised by any fault that is not confined to a few elements) stays within
 #: FP64_FACTOR. Measured on a correct yolo11n export at 416x416, random frame: max 2.1x, mean 0.84x.
 FP64_MAX_FACTOR = 4.0
+#: A stage whose raw bound is looser than the FP32 stages' (1e-4) is allowed that much more FP32
+#: rounding too: OpenVINO 2021.4's kernels (1e-3) sum in longer sequential runs than PyTorch.
+FP64_STAGE_SCALE = {stage: DEFAULT_MAX_RELATIVE[stage] / DEFAULT_MAX_RELATIVE["onnx"] for stage in FP32_STAGES}
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,7 @@ class VerifySubject:
     output_names: list[str]
     module: object | None = None  # torch.nn.Module; None for a model that started as ONNX
     task: dict | None = None  # the export's TaskInfo (manifest onnx info "task"): verify by task too
+    source_onnx: Path | None = None  # the user's ONNX file, before the import slimmed it (BatchNorm folded)
 
 
 def reference_contract(subject: VerifySubject) -> Preprocessing:
@@ -214,7 +220,7 @@ def verify_subject(subject: VerifySubject, frames: list[tuple[str, np.ndarray]],
     report.ranges = fp16_ranges.activation_ranges(subject.model_onnx, xs)
     if any(not s.passed for s in report.stages if s.stage in FP32_STAGES) and subject.module is not None:
         excuse_fp32_sensitivity(report.stages, reference, runners.torch64_outputs(subject.module, xs, names),
-                                candidates)
+                                candidates, runners.rounded64_outputs(subject.module, xs, names))
     if subject.task and subject.task.get("task") in JUDGED:
         check_task(report, subject, reference[0], candidates)
     failed = [s for s in report.stages if not s.passed]
@@ -227,28 +233,36 @@ def verify_subject(subject: VerifySubject, frames: list[tuple[str, np.ndarray]],
         report.blame = blame(failed[0].stage, subject, truth, raw[0], xs[0])
         if failed[0].stage == "fp16" and subject.module is None and report.fp16_overflows:
             report.blame = fp16_ranges.describe(report.fp16_overflows[0])  # no modules: the range check names it
-    if (failed or failed_task or report.fp16_overflows) and subject.module is not None:
-        from oakpipe.verify.untrained import untrained_batchnorm
+    from oakpipe.verify.untrained import untrained_batchnorm, untrained_onnx_batchnorm
 
-        note = untrained_batchnorm(subject.module)
-        report.blame = f"{report.blame}; {note}" if note and report.blame else note or report.blame
+    source = subject.source_onnx if subject.source_onnx is not None and subject.source_onnx.is_file() else None
+    note = (untrained_batchnorm(subject.module) if subject.module is not None
+            else untrained_onnx_batchnorm(source or subject.model_onnx))  # said whether the stages pass or fail
+    report.blame = f"{report.blame}; {note}" if note and report.blame else note or report.blame
     return report
 
 
 def excuse_fp32_sensitivity(stages: list[StageResult], reference: list[dict], exact: list[dict] | None,
-                            candidates: dict[str, list[dict] | None] | None = None) -> None:
+                            candidates: dict[str, list[dict] | None] | None = None,
+                            rounded: Iterable[list[dict]] | None = None) -> None:
     """Pass an FP32 stage whose difference is FP32 rounding, not the step's.
 
     Two FP32 computations of the same model (PyTorch's and onnxruntime's, with different
     summation orders) each differ from the exact (FP64) result by rounding; their difference
     from each other can reach the SUM of the two. So a stage is judged the way the reference
-    itself is: its distance from FP64 against PyTorch FP32's own distance from FP64, on the
-    same input and output (``fp32_rounding_explains``). Comparing the stage with the FP32
-    reference against that distance instead (the fallback, when the stage's outputs are not
-    at hand) falsely failed correct exports: yolo11n's DFL outputs on random frames.
+    itself is: its distance from FP64 against FP32 rounding's distance from FP64, on the same
+    input and output (``fp32_rounding_explains``). FP32 rounding's distance is the larger of
+    PyTorch FP32's own and ``rounded``'s (runs of the FP64 model with FP32-sized rounding put on
+    every layer, runners.rounded64_outputs; the largest run counts, and runs are computed only
+    while the stage is not yet explained): PyTorch's alone is one, lucky, sample (its reductions
+    are pairwise), which made a 4x bound on a random-weight EfficientNet-B0 fail every other
+    runtime. Comparing the stage with the FP32 reference instead (the fallback, when the stage's
+    outputs are not at hand) falsely failed correct exports: yolo11n's DFL outputs on random frames.
     """
     if exact is None:
         return
+    runs: list[list[dict]] = []
+    more = iter(rounded if rounded is not None else ())
     for stage in stages:
         if stage.passed or stage.stage not in FP32_STAGES or stage.comparison is None:
             continue
@@ -257,29 +271,60 @@ def excuse_fp32_sensitivity(stages: list[StageResult], reference: list[dict], ex
             continue
         own = worst_comparison([compare(e[stage.output], r[stage.output]) for e, r in zip(exact, reference)])
         outputs = (candidates or {}).get(stage.stage)
+        scale = FP64_STAGE_SCALE[stage.stage]
         if outputs is not None:
-            sensitive = all(fp32_rounding_explains(e[stage.output], r[stage.output], o[stage.output])
-                            for e, r, o in zip(exact, reference, outputs))
+            used = 0
+            while True:
+                sensitive = all(
+                    fp32_rounding_explains(e[stage.output], r[stage.output], o[stage.output],
+                                           [run[i][stage.output] for run in runs[:used]], scale)
+                    for i, (e, r, o) in enumerate(zip(exact, reference, outputs)))
+                if sensitive or (used == len(runs) and next_run(more, runs) is None):
+                    break
+                used += 1
         elif c.psnr_db is not None and own.psnr_db is not None:
-            sensitive = c.psnr_db >= own.psnr_db - 20 * np.log10(FP64_FACTOR)
+            sensitive = c.psnr_db >= own.psnr_db - 20 * np.log10(FP64_FACTOR * scale)
         else:
-            sensitive = c.relative_max <= FP64_FACTOR * own.relative_max
+            sensitive = c.relative_max <= FP64_FACTOR * scale * own.relative_max
         if sensitive:
             stage.passed = True
             stage.note = (f"model's own FP32 rounding: PyTorch FP32 vs FP64 differs by {own.relative_max:.3g} "
-                          f"rel{f' ({own.psnr_db:.1f} dB)' if own.psnr_db is not None else ''}")
+                          f"rel{f' ({own.psnr_db:.1f} dB)' if own.psnr_db is not None else ''}"
+                          + (f"; FP32-sized rounding on every layer moves it by "
+                             f"{rounding_reach(exact, runs, stage.output):.3g} rel" if runs else ""))
 
 
-def fp32_rounding_explains(exact: np.ndarray, reference: np.ndarray, candidate: np.ndarray) -> bool:
-    """True when ``candidate`` is about as far from ``exact`` (FP64) as the FP32 ``reference`` is:
-    within FP64_FACTOR in mean error and FP64_MAX_FACTOR in max error (both are FP32 results
-    of the same model)."""
+def next_run(more: Iterator[list[dict]], runs: list[list[dict]]) -> list[dict] | None:
+    """Compute the next rounded run (runners.rounded64_outputs) into ``runs``; None when none is left."""
+    run = next(more, None)
+    if run is not None:
+        runs.append(run)
+    return run
+
+
+def rounding_reach(exact: list[dict], rounded: list[list[dict]], output: str) -> float:
+    """The largest relative distance ``rounded`` (runners.rounded64_outputs) puts between an
+    output and FP64, for the note."""
+    reach = [compare(e[output], r[output]).relative_max for run in rounded for e, r in zip(exact, run)]
+    return max((r for r in reach if math.isfinite(r)), default=float("nan"))
+
+
+def fp32_rounding_explains(exact: np.ndarray, reference: np.ndarray, candidate: np.ndarray,
+                           rounded: list[np.ndarray] | None = None, scale: float = 1.0) -> bool:
+    """True when ``candidate`` is about as far from ``exact`` (FP64) as FP32 rounding puts an
+    output: within FP64_FACTOR in mean error and FP64_MAX_FACTOR in max error (times ``scale``)
+    of the larger of the FP32 ``reference``'s distance and the largest of ``rounded``'s (runs
+    with FP32-sized rounding on every layer, in FP64)."""
     stage, own = compare(exact, candidate), compare(exact, reference)
     if stage.nan or stage.inf:
         return False
     floor = float(np.finfo(np.float32).eps) * max(float(np.abs(exact).max()), 1e-30)  # both exact to the last bit
-    return (stage.max_abs <= FP64_MAX_FACTOR * max(own.max_abs, floor)
-            and stage.mean_abs <= FP64_FACTOR * max(own.mean_abs, floor))
+    max_abs, mean_abs = max(own.max_abs, floor), max(own.mean_abs, floor)
+    for run in rounded or []:
+        spread = compare(exact, run)
+        if math.isfinite(spread.max_abs):
+            max_abs, mean_abs = max(max_abs, spread.max_abs), max(mean_abs, spread.mean_abs)
+    return stage.max_abs <= FP64_MAX_FACTOR * scale * max_abs and stage.mean_abs <= FP64_FACTOR * scale * mean_abs
 
 
 #: Stages whose raw-tensor rows a passing task check overrules: FP16 moves numbers no user sees

@@ -58,10 +58,10 @@ def with_fp16_rounding(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def fp16_onnx_outputs(path: Path, inputs: list[np.ndarray], names: list[str]) -> list[dict]:
     """FP16-rounded outputs of the graph at ``path``, per input."""
-    import onnxruntime as ort
+    from oakpipe.verify.runners import onnx_session
 
     model = with_fp16_rounding(onnx.load(str(path)))
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = onnx_session(model.SerializeToString())
     input_name = session.get_inputs()[0].name
     results = []
     for x in inputs:

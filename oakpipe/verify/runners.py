@@ -45,6 +45,63 @@ def torch64_outputs(module, inputs: list[np.ndarray], names: list[str]) -> list[
         return None
 
 
+#: Relative size of the rounding ``rounded64_outputs`` puts on every layer's output: one FP32
+#: rounding of a result (unit roundoff eps/2) plus as much again for the arithmetic that made it.
+LAYER_ROUNDING = float(np.finfo(np.float32).eps)
+#: Runs of it, each with its own seeded noise: one run's distance from FP64 varied 4-5x between
+#: seeds on a random-weight EfficientNet-B0 (0.015 to 0.075 on one random frame), so the
+#: judgement takes the largest of a few, not one that may happen to be small.
+ROUNDING_RUNS = 3
+
+
+def rounded64_outputs(module, inputs: list[np.ndarray], names: list[str],
+                      runs: int = ROUNDING_RUNS) -> Iterator[list[Outputs]]:
+    """Up to ``runs`` runs (seeds 0, 1, ...) of the model in FP64 with every leaf module's output
+    multiplied by (1 + d), d uniform in +-LAYER_ROUNDING: how far FP32-sized rounding at every
+    layer moves the outputs. Each run, a list of outputs per input, is computed when asked for
+    (a run costs about two FP64 passes); nothing when the model cannot run in FP64.
+
+    It measures how much the model amplifies rounding, whatever order an FP32 runtime sums in.
+    PyTorch FP32's own distance from FP64 is one sample of that, and a lucky one: its reductions
+    are blocked or pairwise, onnxruntime's and OpenVINO's run longer sequential sums (onnxruntime's
+    GlobalAveragePool over 112x112: 5.6e-7 relative error against PyTorch's 4.2e-8), and a
+    random-weight EfficientNet-B0 turns such per-layer differences into logits 0.05-2 apart
+    (of up to 760). Ops written as functions in forward() (x * y, torch.cat) are not modules
+    and get no rounding here: the measure errs on the strict side."""
+    import torch
+
+    try:
+        exact = copy.deepcopy(module).double().eval()
+    except Exception:  # a module that cannot be copied or cast: no measure, PyTorch's own decides
+        return
+    for seed in range(runs):
+        generator = torch.Generator().manual_seed(seed)
+        handles = [layer.register_forward_hook(_layer_rounding(generator)) for layer in exact.modules()
+                   if next(layer.children(), None) is None]
+        try:
+            with torch.no_grad():
+                run = [_named(exact(torch.from_numpy(x).double()), names) for x in inputs]
+        except Exception:  # float32-only code in the forward (explicit dtypes), as for torch64_outputs
+            return
+        finally:
+            for handle in handles:
+                handle.remove()
+        yield run
+
+
+def _layer_rounding(generator):
+    import torch
+
+    def hook(_module, _inputs, output):
+        if not (isinstance(output, torch.Tensor) and output.is_floating_point()):
+            return None
+        noise = torch.empty(output.shape, dtype=torch.float32).uniform_(-LAYER_ROUNDING, LAYER_ROUNDING,
+                                                                         generator=generator)
+        return output * (1 + noise.to(output.dtype))  # noise drawn in FP32: half the cost, same size
+
+    return hook
+
+
 def _named(result, names: list[str]) -> Outputs:
     import torch
 
@@ -146,10 +203,26 @@ def _recording_hook(name: str, captured: dict):
     return hook
 
 
-def onnx_outputs(path: Path, feeds: list[np.ndarray], names: list[str]) -> list[Outputs]:
+def onnx_session(model: Path | bytes):
+    """An onnxruntime session that runs the graph as it is written, the same on any CPU.
+
+    Graph optimizations stop at the basic level (constant folding, removing redundant nodes):
+    the higher levels swap in onnxruntime's own fused kernels (QuickGelu, FusedConv) and, at the
+    default level, the NCHWc layout, whose blocked convolutions and pooling depend on the CPU's
+    vector width (onnxruntime calls such a model "hardware specific") and sum longer runs
+    sequentially: on a random-weight EfficientNet-B0 they moved the logits 1.94 from FP64
+    where the basic level's moved them 0.08 (PyTorch FP32's: 0.016). Verify judges the export,
+    not which kernels this machine's onnxruntime picks."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
+                                providers=["CPUExecutionProvider"])
+
+
+def onnx_outputs(path: Path, feeds: list[np.ndarray], names: list[str]) -> list[Outputs]:
+    session = onnx_session(path)
     input_name = session.get_inputs()[0].name
     results = []
     for x in feeds:
@@ -185,8 +258,6 @@ def onnx_intermediates(path: Path | onnx.ModelProto, feed: np.ndarray) -> dict[s
 def onnx_intermediates_of(path: Path | onnx.ModelProto, feeds: list[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
     """``onnx_intermediates`` for several feeds through one session (loading, shape inference
     and session set-up cost more than a run on a large graph), one feed's tensors at a time."""
-    import onnxruntime as ort
-
     loaded = path if isinstance(path, onnx.ModelProto) else onnx.load(str(path))
     model = onnx.shape_inference.infer_shapes(loaded)
     graph = model.graph
@@ -199,7 +270,7 @@ def onnx_intermediates_of(path: Path | onnx.ModelProto, feeds: list[np.ndarray])
                 wanted.append(name)
     existing = {o.name for o in graph.output}
     graph.output.extend(known[n] for n in wanted if n not in existing)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = onnx_session(model.SerializeToString())
     port = session.get_inputs()[0].name
     for feed in feeds:
         yield dict(zip(wanted, (np.asarray(v) for v in session.run(wanted, {port: feed}))))

@@ -119,3 +119,10 @@ def test_an_onnx_model_gets_fp16_emulation_and_overflow_blame(tmp_path):
     # FP32: sigmoid(conv(x) + 1) with conv(x) + 1 in [1, 2]; FP16: amplify gives inf, sigmoid(inf) = 1
     assert not fp16["passed"] and fp16["max_abs"] > 0.1
     assert report["first_failure"] == "fp16" and "amplify" in report["blame"]
+
+
+def test_an_untrained_model_is_told_so_even_when_it_passes(tmp_path):
+    export = convert(options(tmp_path, "SmallCNN"))  # the class alone: BatchNorm at its initial statistics
+    report = json.loads((export.folder / "verify.json").read_text())
+    assert report["passed"] and "initial statistics" in report["blame"] and "--weights" in report["blame"]
+    assert "note: 1 of 1 BatchNorm layers" in (export.folder / "verify.md").read_text()
