@@ -144,5 +144,8 @@ def ultralytics_source(spec: str) -> ModelSource:
 
         path = bundled_yaml(spec)
     if not path.is_file():
-        raise UserError(f"checkpoint {spec} not found", "check the path to best.pt")
+        if path.suffix.lower() == ".pt":
+            raise UserError(f"checkpoint {spec} not found", "check the path to best.pt")
+        raise UserError(f"model YAML {spec} not found (not a file, nor a YAML Ultralytics ships)",
+                        "check the path, or name a bundled one such as yolo11n.yaml")
     return ModelSource("ultralytics", safe_name(Path(spec).stem), spec, path.resolve())

@@ -65,6 +65,7 @@ def load_model(path: Path) -> nn.Module:
     if path.suffix.lower() in (".yaml", ".yml"):
         from ultralytics import YOLO
 
+        refuse_transformer_decoder(path)
         try:
             return YOLO(str(path) if path.is_file() else path.name).model.float().eval()  # type: ignore[union-attr]
         except Exception as exc:
@@ -94,6 +95,26 @@ def load_model(path: Path) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise UserError(f"{path.name} holds no Ultralytics model", "pass the best.pt that `yolo train` wrote")
     return model.float().eval()
+
+
+def refuse_transformer_decoder(path: Path) -> None:
+    """RT-DETR's YAML (an ``RTDETRDecoder`` head) builds only through Ultralytics' RTDETR class;
+    its decoder (deformable attention, top-k query selection) has no RVC2 cut: say so, rather
+    than "not a model YAML"."""
+    from ultralytics.nn.tasks import yaml_model_load
+
+    try:
+        spec = yaml_model_load(str(path) if path.is_file() else path.name)
+    except Exception:
+        return  # YOLO() below says what is wrong with the file
+    layers = [*(spec.get("backbone") or []), *(spec.get("head") or [])]
+    if any(isinstance(layer, list) and len(layer) > 2 and layer[2] == "RTDETRDecoder" for layer in layers):
+        raise UnsupportedModelError(
+            f"{path.name} is an RT-DETR model: its transformer decoder (deformable attention, top-k query "
+            "selection) has no RVC2 cut in oakpipe",
+            "use a YOLO detector (YOLOv8/11/26), or export it with Ultralytics to ONNX and pass the .onnx "
+            "(raw outputs, no decoding)",
+        )
 
 
 def reason(exc: Exception, path: Path | None = None) -> str:

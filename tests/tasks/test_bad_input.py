@@ -113,3 +113,19 @@ def test_cli_garbled_labels_is_one_line_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and "is not UTF-8 text" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_rt_detr_yaml_is_refused_naming_its_decoder(ultralytics_loader):
+    """RT-DETR builds only through Ultralytics' RTDETR class: the refusal names the model,
+    not "not a model YAML"."""
+    from oakpipe.errors import UnsupportedModelError
+
+    with pytest.raises(UnsupportedModelError, match="rtdetr-l.yaml is an RT-DETR model"):
+        ultralytics_loader.load_model(ultralytics_loader.bundled_yaml("rtdetr-l.yaml"))
+
+
+def test_a_missing_yaml_is_not_called_a_checkpoint(ultralytics_loader, tmp_path):
+    from oakpipe.models.source import parse_model_spec
+
+    with pytest.raises(UserError, match="model YAML .*no-such-model.yaml not found"):
+        parse_model_spec(str(tmp_path / "no-such-model.yaml"))
