@@ -8,15 +8,20 @@ id, so a class keeps its colour across frames.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
-from oakpipe.tasks.decode import Decoded
+from oakpipe.tasks.decode import Decoded, class_map_at
+from oakpipe.tasks.masks import InstanceMasks
 
 FONT_SCALE = 0.45
 
 
+@lru_cache(maxsize=4096)
 def class_colour(class_id: int) -> tuple[int, int, int]:
-    """A stable, saturated BGR colour per class id (golden-ratio hue steps)."""
+    """A stable, saturated BGR colour per class id (golden-ratio hue steps); cached, since a
+    frame asks once per box."""
     import cv2
 
     hue = int((class_id * 0.618033988749895 % 1.0) * 179)
@@ -63,18 +68,21 @@ def draw_keypoints(picture: np.ndarray, keypoints) -> None:
             cv2.circle(picture, (x, y), 2, (40, 220, 255), -1, cv2.LINE_AA)
 
 
-def draw_masks(picture: np.ndarray, masks: np.ndarray, class_ids: list[int], alpha: float = 0.45) -> None:
+def draw_masks(picture: np.ndarray, masks: InstanceMasks, class_ids: list[int], alpha: float = 0.45) -> None:
     """Each instance's pixels tinted with its class colour (the later instance where they overlap).
 
-    One blend over the covered pixels, not one per instance: a frame can hold dozens."""
+    One blend over the covered pixels, not one per instance (a frame can hold dozens), and
+    only each mask's window is read."""
     if not len(class_ids):
         return
-    covered = masks.any(axis=0)
+    owner = np.full(picture.shape[:2], -1, np.int32)  # the last instance covering each pixel
+    for i, ((x0, y0, x1, y1), window) in enumerate(zip(masks.boxes.tolist(), masks.windows)):
+        np.copyto(owner[y0:y1, x0:x1], i, where=window)
+    covered = owner >= 0
     if not covered.any():
         return
-    last = len(masks) - 1 - np.argmax(masks[::-1], axis=0)  # the last instance covering each pixel
     colours = np.array([class_colour(c) for c in class_ids], np.float32)
-    tint = colours[last[covered]]
+    tint = colours[owner[covered]]
     picture[covered] = (picture[covered] * (1 - alpha) + tint * alpha).astype(np.uint8)
 
 
@@ -115,8 +123,7 @@ def draw_class_map(picture: np.ndarray, class_map: np.ndarray, names: list[str],
     with the names of the classes present, largest first."""
     import cv2
 
-    h, w = picture.shape[:2]
-    ids = cv2.resize(class_map.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    ids = class_map_at(class_map, picture.shape[:2])
     palette = np.array([class_colour(i) for i in range(256)], np.float32)
     covered = ids != 255
     picture[covered] = (picture[covered] * (1 - alpha) + palette[ids[covered]] * alpha).astype(np.uint8)
