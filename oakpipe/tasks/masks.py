@@ -10,7 +10,7 @@ box's prototype cells plus two fill cells on each side (or the map's edge), so e
 pixel of the window interpolates the same neighbours with the same weights as the
 whole-map resize does. The window's corner is a whole number of prototype cells and the
 input a whole multiple of the map (YOLO-seg's prototypes are 1/4 of the input), so the
-result is pixel for pixel ``process_single_mask``'s (tests/tasks/test_decode_speed.py); any
+result is pixel for pixel ``process_single_mask``'s (tests/tasks/test_fast_decode.py); any
 other ratio takes ``process_single_mask`` itself.
 
 Each mask is kept as that window (``InstanceMasks``): N full-frame masks would be 52 MB for

@@ -12,7 +12,7 @@ classes never overlap once offset, so per class is the same greedy; the kept box
 back in the global score order and cut at ``MAX_DET``. Boxes are given to OpenCV one pixel
 wider and taller, which is depthai-nodes' ``(x2 - x1 + 1) * (y2 - y1 + 1)`` area and
 intersection. The rows are those ``decode_yolo_output`` returns, in its order (tested on
-real model outputs in tests/tasks/test_decode_speed.py); only an IoU within float32
+real model outputs in tests/tasks/test_fast_decode.py); only an IoU within float32
 rounding of the threshold could be judged differently (OpenCV computes it in float64).
 """
 
