@@ -37,8 +37,9 @@ def photo_crops(folder: Path, count: int) -> Path:
     import cv2
 
     from oakpipe.verify import BUILTIN_PHOTO
+    from oakpipe.verify.samples import read_colour_image
 
-    image = cv2.imread(str(BUILTIN_PHOTO))
+    image = read_colour_image(BUILTIN_PHOTO, "built-in photo")
     height, width = image.shape[:2]
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
@@ -56,8 +57,9 @@ def calibration_batch(size: int):
     import torch
 
     from oakpipe.verify import BUILTIN_PHOTO
+    from oakpipe.verify.samples import read_colour_image
 
-    image = cv2.cvtColor(cv2.imread(str(BUILTIN_PHOTO)), cv2.COLOR_BGR2RGB)
+    image = cv2.cvtColor(read_colour_image(BUILTIN_PHOTO, "built-in photo"), cv2.COLOR_BGR2RGB)
     h, w = image.shape[:2]
     crops = [image, image[: h // 2], image[h // 2 :], image[:, : w // 2], image[:, w // 2 :], image[h // 4 : 3 * h // 4]]
     resized = [cv2.resize(np.ascontiguousarray(c), (size, size), interpolation=cv2.INTER_AREA) for c in crops]
@@ -74,6 +76,7 @@ def checkpoint(yaml_name: str, path: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     yolo = YOLO(yaml_name)
+    assert isinstance(yolo.model, torch.nn.Module)
     recalibrate_batchnorm(yolo.model, calibration_batch(SIZE))
     path.parent.mkdir(parents=True, exist_ok=True)
     yolo.save(str(path))
@@ -103,6 +106,7 @@ def measure(export, source: str, conf: float, frames: int) -> dict:
     ratios = type(summary)(summary.backend, summary.source, summary.frames, summary.seconds, summary.stopped_by,
                            steady, summary.latency_ms[WARMUP:]).decode_draw_ratios()
     decoder = TaskDecoder.for_archive(export.archive, conf=conf)  # again, untimed: what those frames held
+    assert decoder is not None
     decoded = [decoder.decode(outputs) for outputs in kept[WARMUP:]]
     boxes = [len(d.detections) for d in decoded]
     line_bytes = [len(result_line(i, 0.0, d).encode()) for i, d in enumerate(decoded)]
@@ -151,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="oakpipe-decode-draw-") as tmp:
         table = decode_draw_table(Path(tmp), args.frames, Progress(), tuple(args.models))
-    results = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": describe_machine(),
+    results: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": describe_machine(),
                "decode_draw": table, "seconds": time.perf_counter() - started}
     text = "\n".join(decode_draw_section(results))
     print(text)

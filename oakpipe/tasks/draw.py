@@ -41,11 +41,19 @@ def draw(frame: np.ndarray, decoded: Decoded) -> np.ndarray:
         return draw_depth(picture, decoded.map)
     if decoded.masks is not None:
         draw_masks(picture, decoded.masks, [d.class_id for d in decoded.detections])
-    for det in decoded.detections:
-        draw_box(picture, det.box, f"{det.name} {det.score:.2f}", class_colour(det.class_id))
+    for det, corners in zip(decoded.detections, pixel_corners(decoded.detections, picture.shape)):
+        draw_box(picture, corners, f"{det.name} {det.score:.2f}", class_colour(det.class_id))
         if det.keypoints:
             draw_keypoints(picture, det.keypoints)
     return picture
+
+
+def pixel_corners(detections, shape) -> list[list[int]]:
+    """Every box's corners rounded to pixels inside the picture, in one NumPy pass."""
+    if not detections:
+        return []
+    h, w = shape[:2]
+    return np.clip(np.rint([d.box for d in detections]), 0, [w - 1, h - 1, w - 1, h - 1]).astype(int).tolist()
 
 
 # COCO's 17-keypoint skeleton (Ultralytics' pose models), as pairs of keypoint indices.
@@ -86,13 +94,11 @@ def draw_masks(picture: np.ndarray, masks: InstanceMasks, class_ids: list[int], 
     picture[covered] = (picture[covered] * (1 - alpha) + tint * alpha).astype(np.uint8)
 
 
-def draw_box(picture: np.ndarray, box, label: str, colour: tuple[int, int, int]) -> None:
+def draw_box(picture: np.ndarray, corners: list[int], label: str, colour: tuple[int, int, int]) -> None:
+    """The box (``pixel_corners``) outlined, with its label on a band above it (inside at the top edge)."""
     import cv2
 
-    h, w = picture.shape[:2]
-    x1, y1, x2, y2 = (int(round(v)) for v in box)
-    x1, x2 = max(0, min(w - 1, x1)), max(0, min(w - 1, x2))
-    y1, y2 = max(0, min(h - 1, y1)), max(0, min(h - 1, y2))
+    x1, y1, x2, y2 = corners
     cv2.rectangle(picture, (x1, y1), (x2, y2), colour, 2)
     (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, FONT_SCALE, 1)
     top = y1 - th - base - 2 if y1 - th - base - 2 >= 0 else y1

@@ -82,7 +82,7 @@ def greedy_per_class(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
     kept = []
     for value in np.unique(classes):
         members = np.flatnonzero(classes == value)
-        found = cv2.dnn.NMSBoxes(rects[members], rank[members], 0.0, float(iou))
+        found = cv2.dnn.NMSBoxes(rects[members], rank[members], 0.0, float(iou))  # type: ignore[arg-type]  # arrays are taken
         kept.append(members[np.asarray(found, dtype=np.intp).reshape(-1)])
     keep = np.concatenate(kept)
     return keep[np.argsort(-rank[keep], kind="stable")]
