@@ -30,15 +30,18 @@ def yolo_rows(inputs) -> np.ndarray:
     the parser's extracted inputs (``YOLOComputeInputs``)."""
     from depthai_nodes.node.parsers.utils.yolo import parse_yolo_output
 
-    kpts = [np.array(k, dtype=np.float32) for k in inputs.kpts_outputs] if inputs.kpts_outputs else None
+    kpts = list(inputs.kpts_outputs) if inputs.kpts_outputs else None
     det_mode = kpts is None and not inputs.masks_outputs_values  # seg rows carry head/anchor/cell
     width = inputs.n_classes + 5
     conf = inputs.conf_threshold
     kept = []
     for i, (out, stride) in enumerate(zip(inputs.outputs_values, inputs.strides)):
         anchors = inputs.anchors[i] if inputs.anchors is not None else None
-        # parse_yolo_output applies the sigmoid to keypoint visibilities in place: copies above
-        rows = parse_yolo_output(out, stride, width, anchors, head_id=i, kpts=kpts[i] if kpts else None,
+        if anchors is None and not np.any(out[:, 4] > conf):  # channel 4 is the score the filter below reads:
+            continue  # no cell passes, so the head's decode (grid, keypoint sigmoids, seg indices) is skipped
+        # parse_yolo_output applies the sigmoid to keypoint visibilities in place (hence the copy)
+        head_kpts = np.array(kpts[i], dtype=np.float32) if kpts else None
+        rows = parse_yolo_output(out, stride, width, anchors, head_id=i, kpts=head_kpts,
                                  det_mode=det_mode, subtype=inputs.subtype)
         rows = rows[rows[..., 4] > conf]
         if len(rows):
