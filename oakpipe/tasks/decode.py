@@ -7,7 +7,9 @@ archive). Both backends hand their outputs here as a ``dai.NNData`` (the host em
 builds one from OpenVINO's outputs), so the camera and the emulator decode with the same
 code; the parser's ``extract``/``compute`` run in this thread, in a host-only pipeline that
 is never started, so no frame waits on a queue. No parser is written here: depthai-nodes
-has one for each head oakpipe writes.
+has one for each head oakpipe writes. Two of its YOLO steps, the NMS and the instance masks,
+run with less work (``oakpipe.tasks.yolo_nms``, ``oakpipe.tasks.masks``), tested to give
+its results exactly.
 """
 
 from __future__ import annotations
