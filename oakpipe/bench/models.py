@@ -95,3 +95,19 @@ def yolov8n_file(folder: Path) -> Path:
     path = folder / "yolov8n_model.py"
     path.write_text(YOLOV8N_SOURCE)
     return path
+
+
+def recalibrate_batchnorm(model: nn.Module, batch: torch.Tensor) -> None:
+    """BatchNorm running statistics replaced by those of ``batch`` (N x 3 x H x W, 0..1; a cumulative
+    average over chunks of 4), then eval: random weights get a trained network's activation scale."""
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over the passes
+    model.train()
+    with torch.no_grad():
+        for chunk in batch.split(4):
+            model(chunk)
+    for m in norms:
+        m.momentum = 0.03
+    model.eval()

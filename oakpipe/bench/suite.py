@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oakpipe.bench import conversion, inference
+from oakpipe.bench.decode_draw import decode_draw_table
 from oakpipe.bench.machine import describe_machine, peak_fp32_gflops
 from oakpipe.bench.rvc2 import rvc2_vs_published
 from oakpipe.convert import convert
@@ -27,13 +28,14 @@ class BenchPlan:
     seconds: float  # per throughput measurement
     repeats: int
     pipeline_frames: int
+    decode_draw_frames: int = 80
     models: tuple[str, ...] = ("halve", "stylizer", "adain")
     sizes: tuple[int, ...] = (128, 256, 512)
 
     @classmethod
     def choose(cls, quick: bool) -> "BenchPlan":
         if quick:
-            return cls(seconds=1.0, repeats=2, pipeline_frames=40, sizes=(128, 256))
+            return cls(seconds=1.0, repeats=2, pipeline_frames=40, decode_draw_frames=30, sizes=(128, 256))
         return cls(seconds=3.0, repeats=5, pipeline_frames=150)
 
 
@@ -57,6 +59,8 @@ def run_bench(quick: bool, progress: Progress) -> dict:
         results["inference"] = inference_table(workdir, plan)
         progress.say("host pipeline against raw OpenVINO on a 1.2 GMAC CNN; halve's per-frame cost")
         results["pipeline"] = pipeline_table(workdir, plan)
+        progress.say("decode + draw against inference: YOLO n-size models at 416x416")
+        results["decode_draw"] = decode_draw_table(workdir / "decode-draw", plan.decode_draw_frames, progress)
         results["manual_2021"] = manual_reference(workdir)
         progress.say("scaling with input size and model size")
         results["scaling"] = scaling_table(workdir, plan, progress)

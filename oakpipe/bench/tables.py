@@ -139,9 +139,32 @@ def rvc2_section(results: dict) -> list[str]:
                         "old 15-40 GMAC/s rule"], rows)
 
 
+def decode_draw_section(results: dict) -> list[str]:
+    """Decode + draw against inference per frame (oakpipe.bench.decode_draw); absent from older files."""
+    data = results.get("decode_draw")
+    if not data:
+        return []
+    title = "## Decode + draw against inference: YOLO n-size on the host"
+    if data.get("skipped"):
+        return [title, "", f"Not measured: {data['skipped']}.", ""]
+    rows = []
+    for r in data["rows"]:
+        ms = r["ms"]
+        rows.append([r["model"], f"{r['source']} {r['conf']:g}", f"{r['boxes'][0]} ({r['boxes'][1]})", f"{ms['inference']:.1f}",
+                     f"{ms['decode']:.2f}", f"{ms['draw']:.2f}", f"{100 * r['ratio_median']:.1f}%",
+                     f"{100 * r['ratio_p90']:.1f}%", f"{r['line_bytes']}"])
+    return [title, "",
+            f"{data['size']}x{data['size']}, one `oakpipe run --backend host` per row; per frame (decode + draw) / "
+            f"inference, median and 90th percentile over the frames after the first {data['warmup']}; ms are medians. "
+            "Random weights, BatchNorm recalibrated on photos: `photo` pans over oakpipe's photograph, `scene` is "
+            "the built-in moving scene (hundreds of boxes from these weights); `--results` line: median bytes.", ""
+            ] + _table(["model", "frames, conf", "boxes median (max)", "inference ms", "decode ms", "draw ms",
+                        "ratio median", "ratio p90", "--results line B"], rows)
+
+
 def markdown(results: dict) -> str:
     lines = [f"# oakpipe bench, {results['date']}{' (quick)' if results['quick'] else ''}", ""]
     for section in (machine_section, rvc2_section, conversion_section, large_models_section, inference_section, pipeline_section,
-                    scaling_section):
+                    decode_draw_section, scaling_section):
         lines += section(results)
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from oakpipe.live.decode import decode_outputs
 from oakpipe.live.display import Outputs, choose_display, overlay, side_by_side
 from oakpipe.live.export_check import RunnableExport, open_for_run
 from oakpipe.live.options import DEFAULT_HEADLESS_FRAMES, RunOptions
-from oakpipe.live.result import STAGES, Inferred, RunSummary, rolling_fps
+from oakpipe.live.result import BACKEND_STAGES, STAGES, Inferred, RunSummary, rolling_fps
 from oakpipe.live.signals import (
     STOPPED_BY,
     file_size_limit_is_an_error,
@@ -134,12 +134,15 @@ def _loop(stream: Iterator[Inferred], runnable: RunnableExport, outputs: Outputs
 def _one_frame(item: Inferred, runnable: RunnableExport, outputs: Outputs, backend: str, on_frame,
                recent: list[float], stage_ms: dict[str, list[float]], latency: list[float],
                tasks: TaskStep | None, begun: float) -> tuple[bool, str]:
-    """Decode, show, record and time one frame; -> (keep going?, what the output shows as)."""
+    """Decode, draw, show, record and time one frame; -> (keep going?, what the output shows as)."""
     t0 = time.perf_counter()
-    if tasks is not None:  # a detector, segmenter, pose or classifier: decoded and drawn
-        picture, shows = tasks.step(item, begun)
-    else:
+    if tasks is not None:  # a detector, segmenter, pose or classifier: decoded, then drawn
+        decoded = tasks.decode(item, begun)
+        t_decoded = time.perf_counter()
+        picture, shows = tasks.draw(item, decoded)
+    else:  # the generic view: its picture is its decoding
         picture, shows = decode_outputs(item.outputs, runnable.preprocessing, (runnable.width, runnable.height))
+        t_decoded = math.nan
     t1 = time.perf_counter()
     clean = side_by_side(item.frame, picture)
     if on_frame is not None:
@@ -148,9 +151,10 @@ def _one_frame(item: Inferred, runnable: RunnableExport, outputs: Outputs, backe
     shown = overlay(clean, fps, (t1 - item.started) * 1e3, backend) if outputs.needs_overlay else None
     keep_going = outputs.show(item.index, clean, shown)
     t2 = time.perf_counter()
-    for stage in STAGES[:-2]:  # the backend's own; decoding and display are measured here
+    for stage in BACKEND_STAGES:  # the backend's own; decoding, drawing and display are measured here
         stage_ms[stage].append(item.timing.get(stage, math.nan))
-    stage_ms["decoding"].append((t1 - t0) * 1e3)
+    stage_ms["decode"].append(((t1 if math.isnan(t_decoded) else t_decoded) - t0) * 1e3)
+    stage_ms["draw"].append((t1 - t_decoded) * 1e3)  # NaN for the generic view
     stage_ms["display"].append((t2 - t1) * 1e3)
     latency.append((t2 - item.started) * 1e3)
     return keep_going, shows

@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 #: ``receive``: capture (or host send) to host receipt, from depthai's timestamps (device only).
-STAGES = ("capture", "preprocessing", "inference", "receive", "decoding", "display")
+#: ``decode``: outputs to results (a task model's parser, NMS, masks, ``--results``; or the
+#: generic view's picture); ``draw``: the results painted on the frame (task models only).
+BACKEND_STAGES = ("capture", "preprocessing", "inference", "receive")
+STAGES = (*BACKEND_STAGES, "decode", "draw", "display")
 #: Frames the shown rate averages over (about a second at camera rates): steady, yet current.
 FPS_WINDOW = 30
 
@@ -70,11 +73,22 @@ class RunSummary:
     def stage_median_ms(self) -> dict[str, float]:
         return {s: _nanmedian(self.stage_ms.get(s, [])) for s in STAGES}
 
+    def decode_draw_ratios(self) -> np.ndarray:
+        """Per frame, (decode + draw) / inference; empty where inference is not timed (an OAK)."""
+        inference = np.asarray(self.stage_ms.get("inference", []), dtype=np.float64)
+        spent = sum((np.nan_to_num(np.asarray(self.stage_ms.get(s, []), dtype=np.float64)) for s in ("decode", "draw")),
+                    np.zeros(len(inference)))
+        ratios = spent / inference if len(spent) == len(inference) else np.zeros(0)
+        return ratios[np.isfinite(ratios) & (inference > 0)]
+
     def one_line(self) -> str:
         split = ", ".join(f"{s} {v:.1f}" for s, v in self.stage_mean_ms().items() if not math.isnan(v))
+        ratios = self.decode_draw_ratios()
+        share = (f"; decode+draw {100 * np.median(ratios):.0f}% of inference (median per frame, "
+                 f"p90 {100 * np.percentile(ratios, 90):.0f}%)" if len(ratios) else "")
         return (f"{self.frames} frames in {self.seconds:.2f} s, {self.mean_fps:.1f} FPS mean, "
                 f"{self.mean_latency_ms:.1f} ms mean latency ({self.backend}, {self.source}, {self.stopped_by}); "
-                f"ms per frame: {split}")
+                f"ms per frame: {split}{share}")
 
 
 def _nanmean(values: list[float]) -> float:

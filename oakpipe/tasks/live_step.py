@@ -41,14 +41,18 @@ class TaskStep:
             return None
         return cls(decoder, results)
 
-    def step(self, item, begun: float) -> tuple[np.ndarray, str]:
-        """-> (the frame with results drawn on it, what the view shows)."""
-        from oakpipe.tasks.draw import draw
-
+    def decode(self, item, begun: float) -> Decoded:
+        """The frame's outputs decoded (and written to ``--results``)."""
         decoded = self.decoder.decode(item.outputs)
         self.last = decoded
         if self.results is not None:
             self.results.write(item.index, item.started - begun, decoded)
+        return decoded
+
+    def draw(self, item, decoded: Decoded) -> tuple[np.ndarray, str]:
+        """-> (the frame with the results drawn on it, what the view shows)."""
+        from oakpipe.tasks.draw import draw
+
         what = {"classify": f"top-{len(decoded.top)} labels", "segment-semantic": "class map",
                 "depth": "depth map"}.get(decoded.task, f"{len(decoded.detections)} detections")
         return draw(item.frame, decoded), what

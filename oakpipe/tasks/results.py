@@ -2,7 +2,8 @@
 
 Each line: ``sequence`` (frame index), ``timestamp`` (seconds since the run began, when the
 frame left the source), ``task`` and the decoded outputs (boxes in pixels of the frame shown,
-class id, name, score; or the top-k). The file is written under a temporary name beside the
+class id, name, score; keypoints; each instance's mask, or each class's pixels of a class map,
+as COCO run-length encoding (``oakpipe.tasks.rle``); or the top-k). The file is written under a temporary name beside the
 final one and renamed when the run ends, so a reader never sees half a file under the final
 name; a run that dies leaves only the temporary file.
 """
@@ -30,9 +31,7 @@ class ResultsWriter:
         self.lines = 0
 
     def write(self, sequence: int, timestamp: float, decoded: Decoded | None) -> None:
-        record: dict[str, object] = {"sequence": sequence, "timestamp": round(timestamp, 6)}
-        record.update(decoded.to_dict() if decoded is not None else {"task": None})
-        self.file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.file.write(result_line(sequence, timestamp, decoded))
         self.lines += 1
 
     def close(self, complete: bool = True) -> None:
@@ -44,3 +43,10 @@ class ResultsWriter:
         self.file.close()
         if complete:
             os.replace(self.temp, self.path)
+
+
+def result_line(sequence: int, timestamp: float, decoded: Decoded | None) -> str:
+    """One frame's JSON line, newline included."""
+    record: dict[str, object] = {"sequence": sequence, "timestamp": round(timestamp, 6)}
+    record.update(decoded.to_dict() if decoded is not None else {"task": None})
+    return json.dumps(record, separators=(",", ":")) + "\n"

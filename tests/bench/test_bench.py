@@ -53,3 +53,27 @@ def test_large_models_show_every_stage_and_say_why_a_row_is_missing():
 def test_peak_is_the_best_of_its_runs():
     peak = peak_fp32_gflops(size=256, repeats=3)
     assert peak["min"] <= peak["median"] <= peak["gflops"] and peak["gflops"] > 0
+
+
+def test_decode_draw_table_shows_ratios_per_setting():
+    results = fake_results()
+    row = {"model": "yolo11n-seg", "source": "photo", "conf": 0.25, "frames": 75, "ratio_median": 0.054,
+           "ratio_p90": 0.081, "ms": {"inference": 30.0, "decode": 1.5, "draw": 0.12}, "boxes": [3, 9],
+           "line_bytes": 2048}
+    results["decode_draw"] = {"size": 416, "warmup": 5, "rows": [row]}
+    assert "| yolo11n-seg | photo 0.25 | 3 (9) | 30.0 | 1.50 | 0.12 | 5.4% | 8.1% | 2048 |" in markdown(results)
+    results["decode_draw"] = {"skipped": "Ultralytics is not installed"}
+    assert "Not measured: Ultralytics is not installed." in markdown(results)
+
+
+def test_run_summary_gives_decode_and_draw_as_a_share_of_inference():
+    from oakpipe.live.result import RunSummary
+
+    stage_ms = {"inference": [20.0, 40.0, 10.0, float("nan")], "decode": [1.0, 2.0, 0.5, 1.0],
+                "draw": [1.0, float("nan"), 0.5, 1.0]}  # NaN draw: none (generic view); NaN inference: not timed
+    summary = RunSummary("host", "sample", 4, 1.0, "done", stage_ms, [30.0] * 4)
+    ratios = summary.decode_draw_ratios()
+    assert list(ratios) == [0.1, 0.05, 0.1]
+    assert "decode+draw 10% of inference (median per frame, p90 10%)" in summary.one_line()
+    assert "of inference" not in RunSummary("device", "camera", 1, 1.0, "done", {"inference": [float("nan")],
+                                                                                  "decode": [1.0]}, [5.0]).one_line()

@@ -87,11 +87,17 @@ def test_a_declared_semantic_segmenter_draws_its_class_map(tmp_path):
     assert head["parser"] == "SegmentationParser" and head["metadata"]["classes"] == ["red", "green", "blue", "dark"]
     lines, pictures = run_on_photo(exported, tmp_path)
     counts = {c["class_id"]: c["pixels"] for c in lines[0]["classes"]}
-    expected = np.bincount(torch_on(model, pictures[0][0])[0].argmax(0).ravel(), minlength=4)
-    assert sum(counts.values()) == (SIZE // 2) ** 2
+    # pixels of the frame shown (SIZE x SIZE): the 32x32 map drawn at twice its size, 4 pixels a cell
+    expected = 4 * np.bincount(torch_on(model, pictures[0][0])[0].argmax(0).ravel(), minlength=4)
+    assert sum(counts.values()) == SIZE**2
     # hand-set weights leave a margin on most pixels; a few near-ties may flip under FP16 weights
     for class_id in range(4):
-        assert abs(counts.get(class_id, 0) - expected[class_id]) <= 0.02 * (SIZE // 2) ** 2, (counts, expected)
+        assert abs(counts.get(class_id, 0) - expected[class_id]) <= 0.02 * SIZE**2, (counts, expected)
+    from oakpipe.tasks.rle import decode
+
+    masks = [decode(c["mask"]) for c in lines[0]["classes"]]
+    assert all(m.shape == (SIZE, SIZE) for m in masks) and not np.logical_and(*masks[:2]).any()  # one class a pixel
+    assert [int(m.sum()) for m in masks] == [c["pixels"] for c in lines[0]["classes"]]
     assert {c["name"] for c in lines[0]["classes"]} <= {"red", "green", "blue", "dark"}
     frame, picture = pictures[0]
     assert picture.shape == frame.shape and not np.array_equal(picture, frame)

@@ -148,14 +148,15 @@ def test_a_bundled_yaml_keeps_its_scale():
 def test_draw_tints_masks_with_the_later_instance_on_top():
     from oakpipe.tasks.decode import Decoded, Detection
     from oakpipe.tasks.draw import class_colour, draw_masks
+    from oakpipe.tasks.masks import InstanceMasks
 
     masks = np.zeros((2, 8, 8), bool)
     masks[0, :4], masks[1, 2:6] = True, True
     picture = np.zeros((8, 8, 3), np.uint8)
-    draw_masks(picture, masks, [0, 1], alpha=1.0)
+    draw_masks(picture, InstanceMasks.from_array(masks), [0, 1], alpha=1.0)
     assert tuple(picture[0, 0]) == class_colour(0) and tuple(picture[3, 0]) == class_colour(1)
     assert not picture[7].any()
-    assert Decoded("segment", [Detection((0, 0, 8, 4), 0, "a", 0.5)], masks=masks[:1]).to_dict()[
+    assert Decoded("segment", [Detection((0, 0, 8, 4), 0, "a", 0.5)], masks=InstanceMasks.from_array(masks[:1])).to_dict()[
         "detections"][0]["mask_pixels"] == 32
 
 
