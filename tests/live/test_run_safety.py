@@ -51,7 +51,9 @@ def test_a_signal_mid_run_leaves_a_playable_recording_and_a_summary(halve_dir, t
     record, strip, frames = tmp_path / "run.mp4", tmp_path / "strip.png", tmp_path / "frames"
     process = oakpipe_process(["run", str(halve_dir), *HOST, "--source", "sample", "--fps", "30",
                                "--frames", "100000", "--record", str(record), "--strip", str(strip),
-                               "--save-frames", str(frames)])
+                               "--save-frames", str(frames)], preexec_fn=lambda: signal.signal(signum, signal.SIG_DFL))
+    # the signal's default action in the child, as a shell gives it: a suite run under nohup
+    # ignores SIGHUP, and oakpipe keeps an ignored signal ignored (test_nohup_keeps_sighup_ignored)
     deadline = time.monotonic() + 120
     while len(list(frames.glob("frame_*.png"))) < 10:  # the loop is running and recording
         assert process.poll() is None, process.communicate()
