@@ -259,15 +259,27 @@ class DetectCut(nn.Module):
         self.f, self.i = head.f, head.i  # routing attributes Ultralytics reads, as is its "type"
         self.type = "DetectCut"  # type: ignore[method-assign, assignment]
 
+    def distances(self, i: int, feats: list[torch.Tensor]) -> torch.Tensor:
+        """Stride ``i``'s DFL box distances, (b, 4, h*w): left, top, right, bottom in cells."""
+        box = self.box[i](feats[i])
+        b, _, h, w = box.shape
+        return self.dfl(box.view(b, 4 * self.reg_max, h * w)).view(b, 4, h * w)
+
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         outputs = []
         for i in range(self.nl):
-            box = self.box[i](feats[i])
-            b, _, h, w = box.shape
-            distances = self.dfl(box.view(b, 4 * self.reg_max, h * w)).view(b, 4, h, w)
+            b, _, h, w = feats[i].shape
+            distances = self.distances(i, feats).view(b, 4, h, w)
             scores = self.cls[i](feats[i]).sigmoid()
             outputs.append(torch.cat([distances, scores.amax(1, keepdim=True), scores], 1))
         return outputs
+
+
+def grid(h: int, w: int, dtype: torch.dtype, offset: float = 0.0) -> torch.Tensor:
+    """(2, h*w): each cell's x, y in cells, row-major as Ultralytics orders anchors; ``offset``
+    0.5 gives the cells' centres, 0 their corners."""
+    gy, gx = torch.meshgrid(torch.arange(h, dtype=dtype), torch.arange(w, dtype=dtype), indexing="ij")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)]) + offset
 
 
 class PoseCut(DetectCut):
@@ -288,35 +300,29 @@ class PoseCut(DetectCut):
             raw = self.kpt[i](feats[i])
             b, _, h, w = raw.shape
             y = raw.view(b, self.kpt_shape[0], self.kpt_shape[1], h * w)
-            gy, gx = torch.meshgrid(torch.arange(h, dtype=raw.dtype), torch.arange(w, dtype=raw.dtype), indexing="ij")
-            cells = torch.stack([gx.reshape(-1), gy.reshape(-1)])[None, None]  # (1, 1, 2, h*w): cell corners
+            cells = grid(h, w, raw.dtype)[None, None]  # (1, 1, 2, h*w): cell corners
             xy = (y[:, :, :2] * 2.0 + cells) * self.strides[i]
             decoded = torch.cat([xy, y[:, :, 2:]], 2) if self.kpt_shape[1] == 3 else xy
             outputs.append(decoded.reshape(b, self.kpt_shape[0] * self.kpt_shape[1], h * w))
         return outputs
 
 
-class DecodedCut(nn.Module):
+class DecodedCut(DetectCut):
     """The one-to-one branch decoded as depthai-nodes' yolo26 subtype reads it: one tensor
     (1, anchors, 5 + classes), per anchor x1, y1, x2, y2 in input pixels, the max score and
     the sigmoid class scores (stride 8 anchors first, row-major, as Ultralytics orders them)."""
 
     def __init__(self, head: Any) -> None:  # an Ultralytics head: its attributes are untyped
-        super().__init__()
-        self.box, self.cls, self.dfl = head.one2one_cv2, head.one2one_cv3, head.dfl
-        self.reg_max, self.nl, self.nc = head.reg_max, head.nl, head.nc
-        self.strides = [float(s) for s in head.stride]
-        self.f, self.i = head.f, head.i  # routing attributes Ultralytics reads, as is its "type"
+        super().__init__(head, one_to_one=True)
+        self.nc, self.strides = head.nc, [float(s) for s in head.stride]
         self.type = "DecodedCut"  # type: ignore[method-assign, assignment]
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         rows = []
         for i in range(self.nl):
-            box = self.box[i](feats[i])
-            b, _, h, w = box.shape
-            distances = self.dfl(box.view(b, 4 * self.reg_max, h * w)).view(b, 4, h * w)  # l, t, r, b in cells
-            gy, gx = torch.meshgrid(torch.arange(h, dtype=box.dtype), torch.arange(w, dtype=box.dtype), indexing="ij")
-            centres = torch.stack([gx.reshape(-1), gy.reshape(-1)])[None] + 0.5  # (1, 2, h*w): cell centres
+            b, _, h, w = feats[i].shape
+            distances = self.distances(i, feats)  # l, t, r, b in cells
+            centres = grid(h, w, distances.dtype, 0.5)[None]  # (1, 2, h*w): cell centres
             corners = torch.cat([centres - distances[:, :2], centres + distances[:, 2:]], 1) * self.strides[i]
             scores = self.cls[i](feats[i]).view(b, self.nc, h * w).sigmoid()
             rows.append(torch.cat([corners, scores.amax(1, keepdim=True), scores], 1))
@@ -340,8 +346,7 @@ class DecodedPoseCut(DecodedCut):
             raw = self.kpts[i](self.features[i](feats[i]))
             b, _, h, w = raw.shape
             y = raw.view(b, self.kpt_shape[0], self.kpt_shape[1], h * w)
-            gy, gx = torch.meshgrid(torch.arange(h, dtype=raw.dtype), torch.arange(w, dtype=raw.dtype), indexing="ij")
-            centres = torch.stack([gx.reshape(-1), gy.reshape(-1)])[None, None] + 0.5  # (1, 1, 2, h*w)
+            centres = grid(h, w, raw.dtype, 0.5)[None, None]  # (1, 1, 2, h*w)
             xy = (y[:, :, :2] + centres) * self.strides[i]
             decoded = torch.cat([xy, y[:, :, 2:].sigmoid()], 2) if self.kpt_shape[1] == 3 else xy
             points.append(decoded.reshape(b, self.kpt_shape[0] * self.kpt_shape[1], h * w))
