@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from tests.fixtures import torchvision_shim
+from tests.tasks.test_yolo import matched
 
 SIZE = 320  # ssdlite320's fixed size
 PIXELS = 2.0  # the brief's bound for a box drawn the same: every corner within 2 px of the input
@@ -56,22 +57,10 @@ def torchvision_detections(detector, rgb: np.ndarray) -> list[tuple[np.ndarray, 
     return list(zip(out["boxes"].numpy(), out["labels"].numpy().tolist()))
 
 
-def matched(ours: list, theirs: list) -> int:
-    """How many of ``ours`` have an unused same-class box in ``theirs`` with every corner within PIXELS."""
-    count, used = 0, set()
-    for box, label in ours:
-        for j, (other, other_label) in enumerate(theirs):
-            if j not in used and label == other_label and np.abs(np.subtract(box, other)).max() <= PIXELS:
-                used.add(j)
-                count += 1
-                break
-    return count
-
-
 def assert_same_detections(ours: list, theirs: list) -> None:
     assert len(theirs) >= 10, f"too few detections to compare ({len(theirs)})"
-    assert matched(ours, theirs) >= 0.95 * len(ours), (len(ours), len(theirs), matched(ours, theirs))
-    assert matched(theirs, ours) >= 0.95 * len(theirs), (len(ours), len(theirs), matched(theirs, ours))
+    assert matched(ours, theirs, PIXELS) >= 0.95 * len(ours), (len(ours), len(theirs), matched(ours, theirs, PIXELS))
+    assert matched(theirs, ours, PIXELS) >= 0.95 * len(theirs), (len(ours), len(theirs), matched(theirs, ours, PIXELS))
 
 
 # -- without the toolchain ------------------------------------------------------------------------
