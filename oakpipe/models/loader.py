@@ -41,13 +41,6 @@ def build_module(source: ModelSource, options: ConvertOptions) -> nn.Module:
     return module.eval()
 
 
-def is_torchvision_ssd(maker: object) -> bool:
-    """A torchvision SSD class (or subclass): its contract is its transform's, known once built."""
-    from oakpipe.tasks.torchvision_ssd import is_torchvision_ssd as is_ssd
-
-    return is_ssd(maker)
-
-
 def task_cut(module: nn.Module, options: ConvertOptions) -> nn.Module:
     """A torchvision SSD becomes its RVC2 cut (oakpipe.tasks.torchvision_ssd), which declares
     its task and camera contract; any other module is returned as it is."""
@@ -63,10 +56,13 @@ def declared_contract_of(source: ModelSource, options: ConvertOptions) -> tuple[
     if source.kind == "module":
         module = build_module(source, options)  # the caller's object, or its task cut (a torchvision SSD)
         return declared_contract(module), module
+    from oakpipe.tasks.torchvision_ssd import is_torchvision_ssd
+
     maker = getattr(_import_file(source), str(source.attr), None)
     declared = declared_contract(maker)
     if declared is None and maker is not None and (not inspect.isclass(maker) or is_torchvision_ssd(maker)):
-        module = build_module(source, options)  # a factory may set it on the instance; an SSD's cut declares it
+        # a factory may set it on the instance; an SSD class's contract is its transform's, known once built
+        module = build_module(source, options)
         return declared_contract(module), module
     return declared, None
 
