@@ -73,8 +73,8 @@ def _run(export: Path | RunnableExport, options: RunOptions, progress: Progress,
         finally:  # on any exit: every file finished (or removed), the source released
             with held():
                 failure = outputs.close()
-                if tasks is not None:
-                    tasks.close()
+                results_failure = tasks.close() if tasks is not None else None  # closed whatever the others did
+                failure = failure or results_failure
                 for close in closers:
                     close()
     if failure is not None:

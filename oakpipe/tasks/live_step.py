@@ -57,6 +57,12 @@ class TaskStep:
                 "depth": "depth map"}.get(decoded.task, f"{len(decoded.detections)} detections")
         return draw(item.frame, decoded), what
 
-    def close(self) -> None:
-        if self.results is not None:
+    def close(self) -> UserError | None:
+        """Finish ``--results``; -> its failure (a UserError), or None, as ``Outputs.close`` reports."""
+        if self.results is None:
+            return None
+        try:
             self.results.close()
+        except UserError as exc:
+            return exc
+        return None

@@ -5,17 +5,22 @@ frame left the source), ``task`` and the decoded outputs (boxes in pixels of the
 class id, name, score; keypoints; each instance's mask, or each class's pixels of a class map,
 as COCO run-length encoding (``oakpipe.tasks.rle``); or the top-k). The file is written under a temporary name beside the
 final one and renamed when the run ends, so a reader never sees half a file under the final
-name; a run that dies leaves only the temporary file.
+name; a run that dies leaves only the temporary file (removed by the next run to the same
+name), and one that cannot write (a full disk) leaves none and says so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 
 from oakpipe.errors import UserError
+from oakpipe.live.files import commit, remove_stale, temporary_name, write_error
 from oakpipe.tasks.decode import Decoded
+
+OPTION = "--results"
 
 
 class ResultsWriter:
@@ -23,26 +28,43 @@ class ResultsWriter:
         self.path = Path(path)
         if self.path.suffix.lower() not in (".jsonl", ".ndjson"):
             raise UserError(f"--results {self.path}: JSON lines are written", "name it e.g. results.jsonl")
-        self.temp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
+        self.temp = temporary_name(self.path)
+        remove_stale(self.path)  # what a killed run left for this name
         try:
             self.file = open(self.temp, "w", encoding="utf-8")
         except OSError as exc:
-            raise UserError(f"--results {self.path}: cannot write there ({exc.strerror})", "pick another path") from exc
+            raise write_error(OPTION, self.path, exc) from None
         self.lines = 0
 
     def write(self, sequence: int, timestamp: float, decoded: Decoded | None) -> None:
-        self.file.write(result_line(sequence, timestamp, decoded))
+        try:
+            self.file.write(result_line(sequence, timestamp, decoded))
+        except OSError as exc:  # a full disk, a file size limit: no file rather than a cut one
+            self.discard()
+            raise write_error(OPTION, self.path, exc) from None
         self.lines += 1
 
     def close(self, complete: bool = True) -> None:
-        """Flush and rename into place (``complete``), or leave only the temporary file."""
+        """Flush and rename into place (``complete``), or leave only the temporary file. A
+        write that fails here (the buffered lines meet a full disk) leaves no file and is a
+        UserError naming --results."""
         if self.file.closed:
             return
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+        except OSError as exc:
+            self.discard()
+            raise write_error(OPTION, self.path, exc) from None
         if complete:
-            os.replace(self.temp, self.path)
+            commit(OPTION, self.temp, self.path)
+
+    def discard(self) -> None:
+        """Close and delete the temporary file: the lines written are not a complete run's."""
+        with contextlib.suppress(OSError):
+            self.file.close()
+        self.temp.unlink(missing_ok=True)
 
 
 def result_line(sequence: int, timestamp: float, decoded: Decoded | None) -> str:

@@ -100,3 +100,22 @@ def test_segment_results_carry_each_mask_in_pixels_of_the_frame_shown(seg_export
             x1, y1, x2, y2 = det["box"]
             assert xs.min() >= x1 - 6 and xs.max() <= x2 + 6 and ys.min() >= y1 - 6 and ys.max() <= y2 + 6
     assert sum(d["mask_pixels"] for d in detections) > 0
+
+
+def test_a_full_disk_leaves_no_results_file_and_says_so(seg_export, tmp_path):
+    """--results on a small tmpfs that the masks fill: one UserError naming --results and the
+    full mount, and neither the final name nor a temporary file is left (a cut JSON-lines file
+    would read as a complete, shorter run)."""
+    from oakpipe.errors import UserError
+    from oakpipe.live import run_export
+    from oakpipe.live.options import RunOptions
+    from tests.test_userpaths import tmpfs
+
+    with tmpfs(tmp_path / "small", 256 * 1024) as mount:
+        results = mount / "out.jsonl"
+        options = RunOptions(backend="host", source="sample", frames=40, display="none", results=results, conf=0.01)
+        with pytest.raises(UserError, match="--results .*out.jsonl: no space left on") as caught:
+            run_export(seg_export.folder, options)
+        left = sorted(p.name for p in mount.iterdir())
+    assert left == [], left
+    assert "free" in caught.value.hint or "space" in caught.value.hint

@@ -166,4 +166,4 @@ def test_run_writes_results_and_draws_boxes(yolo_export, tmp_path):
     assert det["score"] >= CONF
     frame, picture = pictures[0]
     assert picture.shape == frame.shape and not np.array_equal(picture, frame)  # boxes were drawn
-    assert not list(tmp_path.glob(".out.jsonl.partial-*"))  # renamed into place
+    assert not list(tmp_path.glob(".out.tmp-*"))  # renamed into place
