@@ -145,6 +145,9 @@ def write_error(option: str, path: Path, exc: OSError) -> UserError:
         return UserError(f"{option} {path}: permission denied in {folder}", "write to a folder you own")
     if code == errno.EISDIR:
         return UserError(f"{option} {path} is a folder", "give a file name")
+    if code in (errno.ENOENT, errno.ENOTDIR) and folder.is_dir():  # there, but takes no new files (/proc)
+        return UserError(f"{option} {path}: {folder} takes no new files ({exc.strerror or exc})",
+                         "write to a folder on a normal disk")
     if code in (errno.ENOENT, errno.ENOTDIR):
         return UserError(f"{option} {path}: the folder {folder} does not exist (any more)", f"mkdir -p {folder}")
     if code == errno.EFBIG:

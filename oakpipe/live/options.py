@@ -65,15 +65,15 @@ class RunOptions:
         if self.record is not None:
             if Path(self.record).suffix.lower() != ".mp4":
                 raise UserError(f"--record {self.record}: only .mp4 is written", "name it e.g. out.mp4")
-            check_writable_file(Path(self.record), "--record")
+            check_writable_file(Path(self.record), "--record", "out.mp4")
         if self.results is not None:
-            check_writable_file(Path(self.results), "--results")
+            check_writable_file(Path(self.results), "--results", "results.jsonl")
         if self.conf is not None and not 0 < self.conf < 1:
             raise UserError(f"--conf {self.conf} is outside (0, 1)", "e.g. --conf 0.25")
         if self.strip is not None:
             if Path(self.strip).suffix.lower() not in (".png", ".jpg", ".jpeg"):
                 raise UserError(f"--strip {self.strip}: write a .png or .jpg", "name it e.g. strip.png")
-            check_writable_file(Path(self.strip), "--strip")
+            check_writable_file(Path(self.strip), "--strip", "strip.png")
         if self.save_frames is not None:
             check_writable_folder(Path(self.save_frames))
         if self.display != "web" and (self.port is not None or self.host is not None):
@@ -86,11 +86,12 @@ class RunOptions:
             check_bindable(self.host or DEFAULT_HOST, DEFAULT_PORT if self.port is None else self.port)
 
 
-def check_writable_file(path: Path, option: str) -> None:
-    """The file's folder must exist and be writable; the file itself may not exist yet."""
+def check_writable_file(path: Path, option: str, example: str) -> None:
+    """The file's folder must exist and be writable; the file itself may not exist yet
+    (``example``: a file name of the option's kind, for the hint)."""
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
-        raise UserError(f"{option} {path} is a folder", f"give a file name, e.g. {path / 'out.mp4'}")
+        raise UserError(f"{option} {path} is a folder", f"give a file name, e.g. {path / example}")
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{option} {path}: {folder} is a file, not a folder", "choose a path inside a folder")
     if not folder.is_dir():

@@ -112,6 +112,20 @@ def test_output_paths_are_checked_before_any_work(tmp_path):
         RunOptions(strip=tmp_path / "missing" / "s.png")
     with pytest.raises(UserError, match="does not exist"):
         RunOptions(save_frames=tmp_path / "a" / "b")
+    with pytest.raises(UserError, match="is a folder") as caught:
+        RunOptions(results=tmp_path)
+    assert caught.value.hint is not None and caught.value.hint.endswith("results.jsonl")  # the option's own kind
+
+
+def test_a_folder_that_takes_no_files_is_named_not_called_missing(tmp_path):
+    import errno
+
+    from oakpipe.live.files import write_error
+
+    said = write_error("--results", tmp_path / "r.jsonl", OSError(errno.ENOENT, "No such file or directory"))
+    assert "takes no new files" in said.message and "mkdir" not in (said.hint or "")
+    gone = write_error("--results", tmp_path / "gone" / "r.jsonl", OSError(errno.ENOENT, "No such file or directory"))
+    assert "does not exist" in gone.message
 
 
 def test_a_video_shorter_than_frames_ends_cleanly(halve_dir, tmp_path):
