@@ -119,15 +119,28 @@ def export_folder_kept_only_if_written(folder: Path) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        for path in created:  # deepest first; the first one that is kept keeps those above
-            try:
-                if path == folder and holds_no_artifact(path):
-                    for entry in path.iterdir():
-                        entry.unlink()
-                path.rmdir()
-            except OSError:
-                break
+        if created and _remove_unwritten(folder):
+            for path in created[1:]:  # the folders above it, deepest first, while they are empty
+                try:
+                    path.rmdir()
+                except OSError:
+                    break
         raise
+
+
+def _remove_unwritten(folder: Path) -> bool:
+    """Remove ``folder`` if it holds no artifact and no other convert holds its lock; -> removed."""
+    try:
+        with open(folder / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another convert working there: keep it
+            if not holds_no_artifact(folder):
+                return False
+            for entry in folder.iterdir():
+                entry.unlink()
+        folder.rmdir()
+        return True
+    except OSError:  # the lock is held, or something else is there (or appeared)
+        return False
 
 
 @dataclass

@@ -174,3 +174,20 @@ def test_folders_holding_artifacts_are_kept(tmp_path):
         Manifest.load(fresh).save()  # a manifest that records no stage
         raise RuntimeError("refused before any stage")
     assert not (tmp_path / "c").exists()
+
+
+def test_a_folder_another_convert_holds_is_kept(tmp_path):
+    """While another convert holds the export lock (it may be about to write), a refused
+    convert leaves the folder to it."""
+    import fcntl
+
+    from oakpipe.manifest import export_folder_kept_only_if_written
+
+    out = tmp_path / "shared"
+    with pytest.raises(RuntimeError), export_folder_kept_only_if_written(out):
+        out.mkdir()
+        holder = open(out / ".lock", "w")  # noqa: SIM115  # the other convert's lock, held across the failure
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        raise RuntimeError("refused before any stage")
+    holder.close()
+    assert out.is_dir()
