@@ -17,6 +17,13 @@ the opt-in ``--compiler blobconverter``, and depthai's own search when looking f
   ``try: import openvino_telemetry ... except ImportError:`` and falls back to its own
   no-op ``telemetry_stub``. Marking the module absent in ``sys.modules`` makes that import
   fail: nothing is sent, no thread is started, nothing is written, for this process only.
+- onnxruntime (1.32, Linux too) starts Microsoft's 1DS telemetry when it is imported: it
+  writes a device id and an event database under ``~/.cache/Microsoft/DeveloperTools/
+  .onnxruntime`` (1.8 MB here after a day of tests) and uploads the events to
+  ``mobile.events.data.microsoft.com`` from a background thread (DNS lookups seen with
+  strace during convert's verify). ``disable_telemetry_events()`` does not stop the upload
+  of what is stored; its ``ORT_DISABLE_TELEMETRY=1`` switch stops both, for this process and
+  its children (measured: no file under ``~/.cache/Microsoft``, no lookup).
 - The 2021.4 toolchain runs in another interpreter: ``compile_worker.py`` (which cannot
   use oakpipe's modules) repeats the one line of ``PRELUDE``; ``python_module_args`` runs any
   other of its tools (the Model Optimizer) behind it.
@@ -28,7 +35,7 @@ import os
 import sys
 from collections.abc import MutableMapping
 
-ENVIRONMENT = {"DEPTHAI_TELEMETRY": "0"}
+ENVIRONMENT = {"DEPTHAI_TELEMETRY": "0", "ORT_DISABLE_TELEMETRY": "1"}
 BLOCKED_MODULES = ("openvino_telemetry",)
 PRELUDE = "import sys; sys.modules['openvino_telemetry'] = None"
 
@@ -36,7 +43,7 @@ PRELUDE = "import sys; sys.modules['openvino_telemetry'] = None"
 def apply(environ: MutableMapping[str, str] | None = None, modules: MutableMapping | None = None) -> None:
     """Turn every known telemetry off for this process and its children.
 
-    ``DEPTHAI_TELEMETRY`` keeps a value the user set on purpose (``doctor`` warns about it);
+    A variable the user set keeps its value (``doctor`` warns about ``DEPTHAI_TELEMETRY``);
     the OpenVINO block is unconditional, since OpenVINO has no switch that stays off the disk.
     """
     environ = os.environ if environ is None else environ

@@ -28,7 +28,8 @@ STRACE_CALLS = "connect,sendto,sendmsg"
 def guarded_env(tmp_path: Path) -> dict[str, str]:
     """A clean user: empty HOME (to see what gets written there), no telemetry variables set
     by us (oakpipe must set its own), the guard on PYTHONPATH before this worktree."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DEPTHAI_TELEMETRY", "CI", "TF_BUILD", "JENKINS_URL")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DEPTHAI_TELEMETRY", "ORT_DISABLE_TELEMETRY", "CI", "TF_BUILD", "JENKINS_URL")}
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env.update(HOME=str(home), OAKPIPE_TOOLCHAIN_DIR=str(toolchain.toolchain_dir()),
@@ -69,7 +70,7 @@ def traced(args: list[str], env: dict, trace: Path, timeout: float) -> subproces
 def test_apply_sets_depthai_switch_and_blocks_openvino_telemetry():
     env, modules = {}, {"openvino_telemetry": object()}
     privacy.apply(env, modules)
-    assert env == {"DEPTHAI_TELEMETRY": "0"}
+    assert env == {"DEPTHAI_TELEMETRY": "0", "ORT_DISABLE_TELEMETRY": "1"}
     assert modules["openvino_telemetry"] is None  # even when imported before oakpipe
     chosen = {"DEPTHAI_TELEMETRY": "1"}
     privacy.apply(chosen, {})
@@ -96,6 +97,17 @@ def test_import_oakpipe_makes_openvino_use_its_stub(tmp_path):
     assert proc.stdout.split() == ["openvino.tools.ovc.telemetry_stub", "0"]
     assert not (Path(env["HOME"]) / "intel").exists()
     assert guard_log(tmp_path) == []
+
+
+def test_import_oakpipe_keeps_onnxruntime_telemetry_off(tmp_path):
+    """onnxruntime starts its telemetry (a device id and an event database under
+    ~/.cache/Microsoft, uploaded later in the background) on import; after ``import
+    oakpipe`` it writes nothing there."""
+    env = guarded_env(tmp_path)
+    code = "import oakpipe, onnxruntime, time; time.sleep(1)"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert not (Path(env["HOME"]) / ".cache" / "Microsoft").exists()
 
 
 GUARD_SELF_TEST = f"""
@@ -180,3 +192,4 @@ def test_convert_and_run_use_no_network(tmp_path):
             assert strace_violations(trace.read_text()) == [], f"{name} used the network (native)"
     assert (export / "halve.blob").exists() or any(export.glob("*.blob"))
     assert not (Path(env["HOME"]) / "intel").exists()
+    assert not (Path(env["HOME"]) / ".cache" / "Microsoft").exists()  # onnxruntime's telemetry store
